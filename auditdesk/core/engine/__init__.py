@@ -1,0 +1,1 @@
+"""Generating answers and scoring text with local or remote language models."""

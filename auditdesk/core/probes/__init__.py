@@ -1,0 +1,1 @@
+"""Probe packs: the questions an audit asks, as validated data files."""
