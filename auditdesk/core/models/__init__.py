@@ -1,0 +1,1 @@
+"""Model files: the embedded defaults, safe inspection, lineage and weight changes."""
