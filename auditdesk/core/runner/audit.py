@@ -1,0 +1,317 @@
+"""The audit job in one call: record models and packs, plan the run, execute it, resume it.
+
+This is what the CLI, the window and the demo call. It must never change a
+stored plan, and must refuse to resume when a model file is not the one the
+run started with.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Sequence
+
+from auditdesk import __version__
+from auditdesk.core.engine.base import EngineError, ModelSpec, SamplingParams
+from auditdesk.core.errors import AuditDeskError
+from auditdesk.core.probes.items import ProbeItem
+from auditdesk.core.progress import CancelToken, ProgressReporter
+from auditdesk.core.runner.plan import DEFAULT_BATCH_SIZE, build_plan, plain_prompt
+from auditdesk.core.runner.runner import EngineFactory, RunStats, execute_run
+from auditdesk.core.store.db import RESUMABLE_STATUSES, Store, open_store
+
+PROMPT_FORMAT = "plain-qa-v1"
+
+
+class ModelChanged(AuditDeskError):
+    """A model file differs from the one the run started with."""
+
+
+class RunNotResumable(AuditDeskError):
+    """The run is finished or already being worked on."""
+
+
+@dataclass
+class AuditConfig:
+    """Everything that defines an audit; stored with the run as its configuration."""
+
+    base_model: str
+    tuned_model: str | None = None
+    lora_adapter: str | None = None
+    lora_scale: float = 1.0
+    packs: list[str] = field(default_factory=list)
+    samples: int = 5
+    max_tokens: int = 64
+    seed: int = 0
+    threads: int | None = None
+    gpu_layers: int = 0
+    n_ctx: int = 2048
+    temperature: float = 0.8
+    top_p: float = 0.95
+    top_k: int = 40
+    time_limit_s: float = 60.0
+    batch_size: int = DEFAULT_BATCH_SIZE
+    backend: str = "llama-worker"
+    label: str = ""
+
+    def validate(self) -> None:
+        if bool(self.tuned_model) == bool(self.lora_adapter):
+            raise AuditDeskError("Give either a tuned model file or a LoRA adapter file (one of the two) to compare with the base model.")
+        for what, path in (("base model", self.base_model), ("tuned model", self.tuned_model),
+                           ("LoRA adapter", self.lora_adapter)):
+            if path and not Path(path).is_file():
+                raise AuditDeskError(f"The {what} file {path} does not exist; check the path.")
+        if self.samples < 1:
+            raise AuditDeskError("The number of samples per question must be at least 1.")
+        if self.max_tokens < 1:
+            raise AuditDeskError("The maximum answer length must be at least 1 token.")
+        if self.batch_size < 1:
+            raise AuditDeskError("The batch size must be at least 1.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "AuditConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def threads_or_default(self) -> int:
+        if self.threads:
+            return int(self.threads)
+        try:
+            from auditdesk.core.engine.hardware import physical_cores
+
+            return int(physical_cores())
+        except Exception:  # the hardware probe is optional; never fall to llama.cpp's 1
+            return max(1, (os.cpu_count() or 2) // 2)
+
+    def specs(self) -> dict[str, ModelSpec]:
+        """The two models of the audit, as the engine loads them."""
+        common = dict(n_ctx=self.n_ctx, n_threads=self.threads_or_default(), n_gpu_layers=self.gpu_layers)
+        base = ModelSpec(path=str(self.base_model), label="base", **common)
+        if self.lora_adapter:
+            tuned = ModelSpec(path=str(self.base_model), lora_path=str(self.lora_adapter),
+                              lora_scale=self.lora_scale, label="tuned", **common)
+        else:
+            tuned = ModelSpec(path=str(self.tuned_model), label="tuned", **common)
+        return {"base": base, "tuned": tuned}
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
+                              max_tokens=self.max_tokens, time_limit_s=self.time_limit_s)
+
+
+def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict | None]:
+    """SHA-256 of a model file and, when the inspector is available, its card."""
+    try:
+        from auditdesk.core.models.inspect import inspect_model
+    except ImportError:
+        return _sha256(path), None
+    card = inspect_model(path)
+    return str(card.sha256), card.to_dict()
+
+
+def _sha256(path: str | os.PathLike) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(8 * 1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _uncached_sha256(path: str | os.PathLike) -> str:
+    # Resume compares against the bytes on disk, not a cache keyed by mtime,
+    # which a copied-over file with a preserved timestamp would fool.
+    return _sha256(path)
+
+
+def default_engine_factory(backend: str = "llama-worker") -> EngineFactory:
+    """Opens each model with the chosen backend (a llama.cpp worker process by default)."""
+
+    def factory(spec: ModelSpec):
+        from auditdesk.core.engine import open_engine
+
+        return open_engine(spec, backend=backend)
+
+    return factory
+
+
+def host_summary() -> dict:
+    return {
+        "os": platform.platform(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def llama_cpp_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("llama-cpp-python")
+    except PackageNotFoundError:
+        return ""
+
+
+def load_pack_items(pack_refs: Sequence[str]) -> tuple[list[ProbeItem], list[dict]]:
+    """Probe items of every pack (bundled id or file path), and one record per pack."""
+    from auditdesk.core.probes import expand
+    from auditdesk.core.probes.loader import pack_content_hash, resolve_pack
+
+    items: list[ProbeItem] = []
+    records: list[dict] = []
+    for ref in pack_refs:
+        pack = resolve_pack(ref)
+        items.extend(expand(pack))
+        records.append({"content_hash": pack_content_hash(pack), "pack_id": pack.id,
+                        "version": pack.version, "title": pack.title, "source": str(ref)})
+    return items, records
+
+
+def _records_for_items(items: Sequence[ProbeItem]) -> list[dict]:
+    """Pack records for items given directly (no pack file): hashed from the items."""
+    import hashlib
+
+    by_pack: dict[tuple[str, str], list[dict]] = {}
+    for item in items:
+        by_pack.setdefault((item.pack_id, item.pack_version), []).append(item.to_dict())
+    records = []
+    for (pack_id, version), dicts in by_pack.items():
+        canonical = json.dumps(dicts, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        records.append({"content_hash": hashlib.sha256(canonical.encode()).hexdigest(),
+                        "pack_id": pack_id, "version": version, "title": pack_id, "source": "items"})
+    return records
+
+
+def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | None = None) -> int:
+    """Record the models and packs, fix the plan, and store a new run; return its id."""
+    config.validate()
+    store.require_writable()
+    # Absolute paths: a resume may start from another working folder.
+    for name in ("base_model", "tuned_model", "lora_adapter"):
+        if getattr(config, name):
+            setattr(config, name, str(Path(getattr(config, name)).resolve()))
+    if items is None:
+        if not config.packs:
+            raise AuditDeskError("Choose at least one probe pack for the audit (for example --pack quick).")
+        items, pack_records = load_pack_items(config.packs)
+    else:
+        items = list(items)
+        pack_records = _records_for_items(items)
+    if not items:
+        raise AuditDeskError("The chosen probe packs contain no probes to run.")
+
+    hashes: dict[str, str] = {}
+    for role, path, kind in (("base", config.base_model, "model"), ("tuned", config.tuned_model, "model"),
+                             ("adapter", config.lora_adapter, "adapter")):
+        if not path:
+            continue
+        sha, card = model_fingerprint(path)
+        hashes[role] = sha
+        store.add_model(sha256=sha, path=str(Path(path).resolve()), size_bytes=Path(path).stat().st_size,
+                        kind=kind, card=card)
+    for record in pack_records:
+        store.add_pack(**record)
+
+    units = build_plan(items, samples=config.samples, run_seed=config.seed,
+                       batch_size=config.batch_size, prompt_for=plain_prompt)
+    run = {
+        "label": config.label,
+        "config_json": json.dumps(config.to_dict(), sort_keys=True),
+        "seed": int(config.seed),
+        "base_model_sha256": hashes["base"],
+        "tuned_model_sha256": hashes.get("tuned"),
+        "adapter_sha256": hashes.get("adapter"),
+        "sampling_json": json.dumps(config.sampling().to_dict(), sort_keys=True),
+        "prompt_format": PROMPT_FORMAT,
+        "tool_version": __version__,
+        "llama_cpp_version": llama_cpp_version(),
+        "host_json": json.dumps(host_summary(), sort_keys=True),
+    }
+    return store.create_run(run, [u.to_row() for u in units], [r["content_hash"] for r in pack_records])
+
+
+def check_models_unchanged(store: Store, run_id: int) -> None:
+    """Refuse to go on when a model file is missing or differs from the run's start."""
+    run = store.get_run(run_id)
+    config = AuditConfig.from_dict(run["config"])
+    for what, path, expected in (("base model", config.base_model, run["base_model_sha256"]),
+                                 ("tuned model", config.tuned_model, run["tuned_model_sha256"]),
+                                 ("LoRA adapter", config.lora_adapter, run["adapter_sha256"])):
+        if not path:
+            continue
+        if not Path(path).is_file():
+            raise ModelChanged(f"The {what} file {path} used by run {run_id} is missing; put it back to resume the run.")
+        if _uncached_sha256(path) != expected:
+            raise ModelChanged(
+                f"The {what} file {path} has changed since run {run_id} started, so the run cannot be "
+                "resumed; start a new audit instead."
+            )
+
+
+def _runner_alive(run: dict) -> bool:
+    import socket
+
+    pid = run.get("runner_pid")
+    if not pid or run.get("runner_host") != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (killed, not yet reaped by its parent) is not running anything.
+    try:
+        with open(f"/proc/{int(pid)}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def execute(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
+            cancel: CancelToken | None = None, engine_factory: EngineFactory | None = None) -> RunStats:
+    """Run (or continue) a stored run to the end; raises RunCancelled when cancelled."""
+    run = store.get_run(run_id)
+    if run["status"] == "completed":
+        return RunStats(run_id=run_id, units_total=len(store.units(run_id)))
+    if run["status"] not in RESUMABLE_STATUSES:
+        raise RunNotResumable(f"Run {run_id} is {run['status']} and cannot be resumed.")
+    if run["status"] in ("running", "paused") and _runner_alive(run):
+        raise RunNotResumable(f"Run {run_id} is being worked on by another AuditDesk process (pid {run['runner_pid']}).")
+    check_models_unchanged(store, run_id)
+    config = AuditConfig.from_dict(run["config"])
+    params = SamplingParams(**{**run["sampling"], "stop": tuple(run["sampling"]["stop"])})
+    factory = engine_factory or default_engine_factory(config.backend)
+    try:
+        return execute_run(store, run_id, specs=config.specs(), params=params,
+                           engine_factory=factory, reporter=reporter, cancel=cancel)
+    except EngineError as exc:
+        raise AuditDeskError(f"{exc} Run {run_id} kept everything stored so far; continue it with `auditdesk runs resume {run_id}`.") from exc
+
+
+def run_audit(config: AuditConfig, *, db_path: str | os.PathLike | None = None,
+              reporter: ProgressReporter | None = None, cancel: CancelToken | None = None,
+              items: Sequence[ProbeItem] | None = None,
+              engine_factory: EngineFactory | None = None) -> int:
+    """Plan and run a whole audit; return the run id (raises RunCancelled if cancelled)."""
+    with open_store(db_path) as store:
+        run_id = plan_run(config, store, items=items)
+        execute(store, run_id, reporter=reporter, cancel=cancel, engine_factory=engine_factory)
+    return run_id
+
+
+def resume_run(run_id: int, *, db_path: str | os.PathLike | None = None,
+               reporter: ProgressReporter | None = None, cancel: CancelToken | None = None,
+               engine_factory: EngineFactory | None = None) -> int:
+    """Continue an interrupted run to the end; return its id."""
+    with open_store(db_path) as store:
+        execute(store, run_id, reporter=reporter, cancel=cancel, engine_factory=engine_factory)
+    return run_id
