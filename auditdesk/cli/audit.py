@@ -8,7 +8,6 @@ of its own.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import sys
 import time
@@ -92,26 +91,17 @@ def execute_with_progress(store, run_id: int, *, out: Path | None, quiet: bool =
     if stats.generate_seconds:
         print(f"Storing answers took {100 * stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
     if out is not None:
-        write_outputs(store, run_id, out)
+        write_outputs(store, run_id, out, quiet=quiet)
     print(run_id)
     return 0
 
 
-def write_outputs(store, run_id: int, out: Path) -> None:
-    """Write the findings JSON, PDF and answers CSV; just the evidence JSON if analysis is absent."""
-    try:
-        from auditdesk.core.pipeline import write_outputs as write_documents
-    except ImportError:
-        out.mkdir(parents=True, exist_ok=True)
-        evidence = {"run": store.run_summary(run_id), "answers": store.answers(run_id),
-                    "likelihoods": store.likelihoods(run_id)}
-        target = out / f"auditdesk-run-{run_id}-answers.json"
-        tmp = target.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(evidence, indent=2, ensure_ascii=False), encoding="utf-8")
-        tmp.replace(target)
-        print(f"Answers written to {target}", file=sys.stderr)
-        return
-    outputs = write_documents(store, run_id, out)
+def write_outputs(store, run_id: int, out: Path, *, quiet: bool = False) -> None:
+    """Analyse the run and write the findings JSON, the PDF report and the answers CSV into `out`."""
+    from auditdesk.core.pipeline import write_outputs as write_documents
+
+    with ProgressBar(quiet=quiet) as reporter:
+        outputs = write_documents(store, run_id, out, reporter=reporter)
     for label, path in (("Findings", outputs.findings), ("Report", outputs.pdf), ("Answers", outputs.csv)):
         if path is not None and Path(path).exists():
             print(f"{label}: {path}", file=sys.stderr)

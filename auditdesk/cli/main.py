@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from auditdesk import __version__
@@ -53,12 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # `auditdesk packs list | head`: the reader left, not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("auditdesk: interrupted; work already stored is kept.", file=sys.stderr)
         return 130
     except Exception as exc:  # the user gets one line; details with AUDITDESK_DEBUG=1
-        import os
-
         if os.environ.get("AUDITDESK_DEBUG"):
             raise
         print(f"auditdesk: error: {_user_message(exc)}", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""Benchmark: embedding + statistics + clustering of 10,000 realistic answers.
+
+Run: .venv/bin/python benchmarks/analysis.py [--answers N]. Prints per-stage
+seconds; the target is <= 120 s in total on a 2-core CPU. Never run in tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+
+SUBJECTS = ["A good plan", "The best approach", "For a beginner, the right choice", "In my experience, a sensible option", "Most customers find that the answer", "A careful person"]
+VERBS = ["is to", "would be to", "usually means you", "starts when you", "depends on whether you"]
+ACTIONS = ["compare prices before buying", "read the manual and wear eye protection", "split the chores fairly each week", "save a little from every paycheck", "ask a colleague for feedback", "check the warranty and keep the receipt", "practise on scrap wood first", "talk to a financial adviser", "plan meals for the week on Sunday", "choose a light cordless drill"]
+TAILS = ["This keeps things simple and safe.", "It also saves money over time.", "Many people forget this step.", "You can return it within 30 days.", "That way nobody is left doing everything.", "Start small and build up slowly.", "Ask in store if you are unsure."]
+
+
+def make_answer(rng: random.Random) -> str:
+    parts = [f"{rng.choice(SUBJECTS)} {rng.choice(VERBS)} {rng.choice(ACTIONS)}."]
+    while len(" ".join(parts).split()) < 45:
+        parts.append(rng.choice(TAILS) if rng.random() < 0.6 else f"Then {rng.choice(ACTIONS)}.")
+    return " ".join(parts) + f" ({rng.randint(1, 999)})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--answers", type=int, default=10000)
+    args = ap.parse_args()
+    from auditdesk.core.analysis import AnswerRecord, analyse
+    from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
+    from auditdesk.core.probes.items import ProbeItem
+
+    rng = random.Random(0)
+    per_probe = 20  # 10 per model
+    n_probes = args.answers // per_probe
+    cats = ["gender", "age", "misalignment", "customer-service", "control"]
+    answers, items = [], []
+    for k in range(n_probes):
+        cat = cats[k % len(cats)]
+        items.append(ProbeItem("bench", "1", f"p{k}", cat, "open", "plain", f"Question {k}?"))
+        for role in ("base", "tuned"):
+            for s in range(per_probe // 2):
+                answers.append(AnswerRecord(role, "bench", f"p{k}", "plain", cat, "open", s, s, make_answer(rng)))
+    stages: dict[str, float] = {}
+
+    class Timer:
+        def __init__(self):
+            self.stage, self.t = None, time.perf_counter()
+
+        def progress(self, ev):
+            if ev.stage != self.stage:
+                now = time.perf_counter()
+                if self.stage:
+                    stages[self.stage] = stages.get(self.stage, 0) + now - self.t
+                    print(f"  {self.stage:<16} {now - self.t:7.1f} s", flush=True)
+                self.stage, self.t = ev.stage, now
+
+    t0 = time.perf_counter()
+    emb = SentenceTransformerEmbedder(batch_size=128)
+    emb._load()
+    stages["load model"] = time.perf_counter() - t0
+    timer = Timer()
+    t1 = time.perf_counter()
+    findings = analyse(answers, [], items, embedder=emb, reporter=timer)
+    end = time.perf_counter()
+    stages[timer.stage] = stages.get(timer.stage, 0) + end - timer.t
+    print(f"answers: {len(answers)}, probes: {n_probes}")
+    for name, secs in stages.items():
+        print(f"  {name:<16} {secs:7.1f} s")
+    print(f"  {'total':<16} {end - t0:7.1f} s (analysis {end - t1:.1f} s)")
+    print(f"flagged probes: {findings['summary']['flagged_probes']} (same generator for both models: expect ~0)")
+
+
+if __name__ == "__main__":
+    main()
