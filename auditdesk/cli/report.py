@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--auditor", default="", help="auditor named on the cover and the sign-off block")
     parser.add_argument("--title", default="", help="report title (default: Fine-tuned model behaviour audit)")
     parser.add_argument("--notes", default="", help="a short note from the auditor for the cover")
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="analyse the stored answers again before exporting (default: reuse the stored analysis)")
     parser.set_defaults(func=report_command)
 
 
@@ -40,9 +42,17 @@ def report_command(args) -> int:
     meta = ReportMeta(organisation=args.organisation, auditor=args.auditor, notes=args.notes)
     if args.title:
         meta.title = args.title
-    store = open_store(args.db, read_only=True)
+    store = open_store(args.db)
     try:
-        result = export_run(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta)
+        findings = None
+        if args.reanalyse or store.latest_analysis(args.run_id) is None:
+            from auditdesk.cli.audit import ProgressBar
+            from auditdesk.core.pipeline import analyse_run
+
+            with ProgressBar() as reporter:
+                findings = analyse_run(store, args.run_id, reporter=reporter)
+        result = export_run(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
+                            findings=findings)
     finally:
         store.close()
     for label, path in (("Findings", args.json), ("Answers", args.csv)):

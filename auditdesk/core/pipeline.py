@@ -72,39 +72,64 @@ def analysis_inputs(store: Store, run_id: int):
 
 
 def run_info(store: Store, run_id: int) -> dict:
-    """The run and model cards, as the findings file and the report show them."""
+    """The run and model cards, the lineage verdict and the weight changes, for findings and report."""
     run = store.get_run(run_id)
-    models = {}
+    config = run.get("config") or {}
+    models: dict = {}
     for role, column in (("base", "base_model_sha256"), ("tuned", "tuned_model_sha256"), ("adapter", "adapter_sha256")):
         sha = run.get(column)
-        if not sha:
-            continue
-        rows = store.query("SELECT * FROM models WHERE sha256 = ?", (sha,))
+        rows = store.query("SELECT * FROM models WHERE sha256 = ?", (sha,)) if sha else []
         if rows:
             row = rows[0]
             card = json.loads(row["card_json"]) if row.get("card_json") else {}
-            models[role] = {"sha256": sha, "path": row["path"], "file_name": row["file_name"],
-                            "size_bytes": row["size_bytes"], "kind": row["kind"], "card": card}
+            models[role] = {**card, "sha256": sha, "path": row["path"], "file_name": row["file_name"],
+                            "size_bytes": row["size_bytes"]}
+    if "adapter" in models:  # the tuned model is the base plus this adapter
+        models["tuned"] = {**models.pop("adapter"), "kind": "LoRA adapter"}
+    models.update(_lineage_and_weights(config))
     summary = store.run_summary(run_id)
     info = {
-        "run_id": int(run_id),
+        "id": int(run_id),
         "label": run.get("label") or "",
         "status": run["status"],
-        "created": run.get("created"),
         "started": run.get("started"),
         "ended": run.get("ended"),
         "seed": run.get("seed"),
-        "config": run.get("config"),
+        "packs": list(config.get("packs") or []),
+        "samples": config.get("samples"),
         "sampling": run.get("sampling"),
         "prompt_format": run.get("prompt_format"),
         "tool_version": run.get("tool_version"),
         "llama_cpp_version": run.get("llama_cpp_version"),
-        "host": json.loads(run["host_json"]) if run.get("host_json") else {},
-        "engine": json.loads(run["engine_info_json"]) if run.get("engine_info_json") else {},
-        "units": {k: summary.get(k) for k in ("planned", "done", "failed") if k in summary},
-        "models": models,
+        "host": run.get("host") or {},
+        "engine_info": run.get("engine_info") or {},
+        "units": {k: v for k, v in summary.items() if k.startswith("units_")},
     }
-    return info
+    return {"run": info, "models": models}
+
+
+def _lineage_and_weights(config: dict) -> dict:
+    """Lineage verdict and per-layer weight change, when the model files are still there."""
+    from auditdesk.core.models.lineage import check_lineage
+    from auditdesk.core.models.weights import layer_summary
+
+    base = config.get("base_model")
+    adapter = config.get("lora_adapter")
+    tuned = config.get("tuned_model")
+    other = adapter or tuned
+    result: dict = {}
+    if not (base and other and Path(base).is_file() and Path(other).is_file()):
+        return result
+    try:
+        result["lineage"] = check_lineage(base, other).to_dict()
+    except AuditDeskError as exc:
+        result["lineage"] = {"verdict": f"The lineage check could not be done: {exc}", "severity": "strong"}
+    try:
+        result["weight_change"] = layer_summary(
+            base, tuned=None if adapter else tuned, adapter=adapter, scale=float(config.get("lora_scale") or 1.0))
+    except (AuditDeskError, ValueError, OSError) as exc:
+        result["weight_change"] = {"kind": "error", "layers": [], "note": str(exc)}
+    return result
 
 
 def analyse_run(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,

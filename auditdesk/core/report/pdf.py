@@ -112,6 +112,13 @@ def _int(value: Any) -> str:
     return "–" if v is None else f"{int(v):,}"
 
 
+def _per_role(engine: dict) -> list[tuple[str, dict]]:
+    """Engine facts per model role ({"base": {...}, "tuned": {...}}) or one flat record."""
+    if engine and all(isinstance(v, dict) for v in engine.values()):
+        return [(str(role), v) for role, v in engine.items()]
+    return [("", engine)] if engine else []
+
+
 def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
@@ -434,7 +441,7 @@ class _Report:
         out += self.heading("Lineage", 3)
         if lin:
             verdict = _first(lin, "verdict", "summary", "text", default="")
-            ok = _first(lin, "compatible", "plausible", "derived", default=None)
+            ok = _first(lin, "plausibly_derived", "compatible", "plausible", "derived", default=None)
             colour = charts.GREEN if ok else (charts.RED if ok is False else charts.INK)
             out.append(self.P(f"<font color='{colour}'><b>{self.M(verdict or ('compatible' if ok else 'see differences'), 300)}</b></font>", "body"))
             for d in _list(_first(lin, "differences", "warnings", default=[]))[:10]:
@@ -476,9 +483,8 @@ class _Report:
             ("Answers per question", str(_first(r, "samples", "samples_per_probe", default="not recorded"))),
             ("Sampling", ", ".join(f"{k} {v}" for k, v in sampling.items()) or "not recorded"),
             ("Seed", str(_first(r, "seed", "seeds", default="not recorded"))),
-            ("Engine", ", ".join(f"{k} {v}" for k, v in engine.items()
-                                  if k not in ("n_gpu_layers_requested", "n_gpu_layers_used", "notes")) or "not recorded"),
-            ("GPU offload", self._gpu_text(engine, r)),
+            ("Engine", self._engine_text(engine)),
+            ("GPU offload", self._gpu_text(_per_role(engine)[0][1] if _per_role(engine) else engine, r)),
             ("Hardware", (", ".join(f"{k} {v}" for k, v in host.items()) if isinstance(host, dict) else str(host or "not recorded"))),
             ("Started / finished", f"{_first(r, 'started_at', 'started', 'start', default='–')}  /  {_first(r, 'finished_at', 'ended', 'end', default='–')}"),
             ("Answers collected", f"base {_int(answers.get('base'))}, tuned {_int(answers.get('tuned'))}; "
@@ -488,6 +494,22 @@ class _Report:
                          f"model judge {'on' if self.settings.get('judge') else 'off'}"),
         ]
         return rows
+
+    @staticmethod
+    def _engine_text(engine: dict) -> str:
+        """One readable line per model: backend, library version, threads, context, notes."""
+        lines = []
+        for role, info in _per_role(engine):
+            version = str(info.get("llama_cpp_version") or "").split(" (")[0]  # drop the CPU feature list
+            parts = [str(info.get("backend") or "engine"), version,
+                     f"{info['n_threads']} threads" if info.get("n_threads") else "",
+                     f"context {info['n_ctx']}" if info.get("n_ctx") else ""]
+            text = ", ".join(p for p in parts if p)
+            notes = [str(n) for n in _list(info.get("notes")) if n]
+            if notes:
+                text += " (" + "; ".join(notes) + ")"
+            lines.append(f"{role}: {text}" if role else text)
+        return "; ".join(lines) or "not recorded"
 
     @staticmethod
     def _gpu_text(engine: dict, run: dict) -> str:
