@@ -1,0 +1,125 @@
+"""The audit being prepared in the window: chosen models, packs, settings and the current run.
+
+Pages read and change this one object and listen to its signals, so no page owns
+domain state. It holds plain data only and never calls core work itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+
+@dataclass
+class ModelChoice:
+    """The two models of the audit and what inspecting them found."""
+
+    base: Path | None = None
+    tuned: Path | None = None
+    tuned_is_adapter: bool = False
+    base_card: dict | None = None
+    tuned_card: dict | None = None
+    lineage: dict | None = None
+    weights: dict | None = None  # {"kind": "full"|"adapter", "layers": [(name, value), ...]}
+
+    @property
+    def chosen(self) -> bool:
+        return self.base is not None and self.tuned is not None
+
+    @property
+    def inspected(self) -> bool:
+        return self.chosen and self.base_card is not None and self.tuned_card is not None
+
+
+@dataclass
+class EngineSettings:
+    threads: int = 0  # 0: the machine's physical cores
+    n_ctx: int = 2048
+    gpu_layers: int = 0
+
+
+@dataclass
+class ProbeChoice:
+    packs: list[str] = field(default_factory=list)  # pack ids or pack file paths
+    samples: int = 3
+    max_tokens: int = 64
+    seed: int = 1234
+
+
+class AuditSession(QObject):
+    """Shared state of the window; each change emits the matching signal."""
+
+    models_changed = Signal()
+    probes_changed = Signal()
+    run_changed = Signal()
+    findings_changed = Signal()
+
+    def __init__(self, db_path: Path, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.db_path = Path(db_path)
+        self.models = ModelChoice()
+        self.engine = EngineSettings()
+        self.probes = ProbeChoice()
+        self.run_id: int | None = None
+        self.run_status: str | None = None
+        self.findings: dict | None = None
+        self.measured_tokens_per_second: float | None = None
+
+    # -- models ------------------------------------------------------------
+    def set_models(self, base: Path | None, tuned: Path | None, tuned_is_adapter: bool) -> None:
+        changed = (base, tuned, tuned_is_adapter) != (self.models.base, self.models.tuned, self.models.tuned_is_adapter)
+        if not changed:
+            return
+        self.models = ModelChoice(base=base, tuned=tuned, tuned_is_adapter=tuned_is_adapter)
+        self.models_changed.emit()
+
+    def set_inspection(self, result: dict) -> None:
+        self.models.base_card = result.get("base_card")
+        self.models.tuned_card = result.get("tuned_card")
+        self.models.lineage = result.get("lineage")
+        self.models.weights = result.get("weights")
+        self.models_changed.emit()
+
+    # -- probes ------------------------------------------------------------
+    def set_packs(self, packs: list[str]) -> None:
+        if packs != self.probes.packs:
+            self.probes.packs = list(packs)
+            self.probes_changed.emit()
+
+    def set_sampling(self, samples: int, max_tokens: int, seed: int | None = None) -> None:
+        self.probes.samples = samples
+        self.probes.max_tokens = max_tokens
+        if seed is not None:
+            self.probes.seed = seed
+        self.probes_changed.emit()
+
+    # -- run and findings ------------------------------------------------------
+    def set_run(self, run_id: int | None, status: str | None) -> None:
+        self.run_id = run_id
+        self.run_status = status
+        if status != "completed":
+            self.findings = None
+        self.run_changed.emit()
+
+    def set_findings(self, findings: dict | None) -> None:
+        self.findings = findings
+        self.findings_changed.emit()
+
+    # -- which steps are open ----------------------------------------------------
+    @property
+    def models_ready(self) -> bool:
+        return self.models.inspected
+
+    @property
+    def probes_ready(self) -> bool:
+        return self.models_ready and bool(self.probes.packs)
+
+    @property
+    def run_ready(self) -> bool:
+        return self.run_id is not None and self.run_status == "completed"
+
+    @property
+    def results_ready(self) -> bool:
+        return self.run_ready and self.findings is not None
