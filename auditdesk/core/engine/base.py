@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Protocol, Sequence
 
+from auditdesk.core.errors import AuditDeskError
 from auditdesk.core.progress import CancelToken
 
 
-class EngineError(Exception):
+class EngineError(AuditDeskError):
     """A model could not be loaded or run; the message is written for the user."""
 
 

@@ -112,7 +112,17 @@ def _read_limited(path: Path) -> str:
 
 def parse_pack_yaml(text: str, source: str = "<text>") -> tuple[Any, dict[tuple, int]]:
     """Parse pack YAML safely: the data and a map from data path to 1-based line."""
-    loader = _PackYamlLoader(text)
+    try:
+        # The reader refuses control characters (NUL, ESC ...) when it is built, before parsing.
+        loader = _PackYamlLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, max(0, exc.position)) + 1
+        raise PackError(
+            f"probe pack '{source}', line {line}: contains the control character U+{exc.character:04X}, "
+            "which YAML does not allow; remove it and try again.",
+            file=source,
+            line=line,
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:

@@ -1,0 +1,74 @@
+"""What the machine offers the engine: physical cores, GPU offload, llama.cpp version.
+
+Used to pick defaults (threads = physical cores, never llama.cpp's one-thread
+default) and to record what a run actually used. Must never import llama_cpp at
+module level, and never guess a GPU exists: ask the installed library.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def physical_cores() -> int:
+    """Physical CPU cores this process may use (hyper-threads counted once)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        allowed = os.cpu_count() or 1
+    cores = _physical_cores_from_cpuinfo()
+    if cores is None:
+        return max(1, allowed)
+    # A container may pin us to fewer CPUs than the machine has.
+    return max(1, min(cores, allowed))
+
+
+def _physical_cores_from_cpuinfo() -> int | None:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            text = handle.read(4_000_000)
+    except OSError:
+        return None
+    pairs: set[tuple[str, str]] = set()
+    physical_id = core_id = None
+    for line in text.splitlines() + [""]:
+        if not line.strip():
+            if core_id is not None:
+                pairs.add((physical_id or "0", core_id))
+            physical_id = core_id = None
+            continue
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "physical id":
+            physical_id = value.strip()
+        elif key == "core id":
+            core_id = value.strip()
+    return len(pairs) or None
+
+
+def default_threads(requested: int | None) -> int:
+    """Threads to give llama.cpp: the user's choice, else the physical cores."""
+    if requested is not None and requested > 0:
+        return requested
+    return physical_cores()
+
+
+def gpu_offload_supported() -> bool:
+    """Whether the installed llama.cpp build can put layers on a GPU."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_supports_gpu_offload())
+
+
+def llama_cpp_version() -> str:
+    """The llama-cpp-python version and, when it tells us, the llama.cpp build."""
+    import llama_cpp
+
+    version = f"llama-cpp-python {getattr(llama_cpp, '__version__', '?')}"
+    try:
+        info = llama_cpp.llama_print_system_info().decode("utf-8", "replace").strip()
+    except Exception:  # an old build without it is still usable
+        info = ""
+    return f"{version} ({info})" if info else version

@@ -1,0 +1,137 @@
+"""An engine backed by an OpenAI-compatible HTTP server (llama-server, vLLM, Ollama, llama_cpp.server).
+
+For models too big for the desktop. It talks only to the address the user
+configured: proxies from the environment are ignored so requests cannot be
+routed elsewhere, and nothing else on the network is ever contacted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Iterator, Sequence
+
+from auditdesk.core.engine.base import (
+    Answer,
+    EngineError,
+    EngineInfo,
+    GenerationRequest,
+    ModelSpec,
+    SamplingParams,
+)
+from auditdesk.core.progress import CancelToken
+
+
+def _base_url(url: str) -> str:
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in {"http", "https"} or not parsed.netloc:
+        raise EngineError(f"'{url}' is not a server address; write it like http://127.0.0.1:8080.")
+    path = parsed.path.rstrip("/")
+    if not path.endswith("/v1"):
+        path += "/v1"
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+class HttpEngine:
+    """Answers from a remote OpenAI-compatible completions endpoint, one request per answer."""
+
+    def __init__(self, url: str, *, spec: ModelSpec | None = None, model: str | None = None,
+                 api_key: str | None = None, timeout_s: float = 300.0) -> None:
+        self.base_url = _base_url(url)
+        self.spec = spec
+        self.model = model or (spec.label if spec and spec.label else None) or "default"
+        self._api_key = api_key
+        self._timeout = timeout_s
+        # An empty ProxyHandler: the configured server is the only place we connect to.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self._info = EngineInfo(backend="http", model_path=self.base_url, notes=[
+            "threads, context size and GPU layers are set on the server, not by AuditDesk."
+        ])
+
+    def info(self) -> EngineInfo:
+        return self._info
+
+    def _post(self, endpoint: str, body: dict, timeout: float) -> dict:
+        data = json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(
+            f"{self.base_url}/{endpoint}", data=data, method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        if self._api_key:
+            request.add_header("Authorization", f"Bearer {self._api_key}")
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                return json.loads(response.read(64 * 1024 * 1024))
+        except urllib.error.HTTPError as exc:
+            detail = exc.read(2000).decode("utf-8", "replace")
+            raise EngineError(f"the model server at {self.base_url} refused the request (HTTP {exc.code}): {detail[:300]}") from exc
+        except (urllib.error.URLError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EngineError(f"could not reach the model server at {self.base_url} ({reason}); check that it is running.") from exc
+
+    def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams, *,
+                 cancel: CancelToken | None = None) -> Iterator[Answer]:
+        """Yield one Answer per request, asking the server for each with its own seed."""
+        for req in requests:
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            body = {
+                "model": self.model,
+                "prompt": req.prompt,
+                "max_tokens": params.max_tokens,
+                "temperature": params.temperature,
+                "top_p": params.top_p,
+                "top_k": params.top_k,
+                "seed": req.seed,
+                "stop": list(params.stop),
+                "repeat_penalty": params.repeat_penalty,
+                "n": 1,
+            }
+            started = time.monotonic()
+            try:
+                reply = self._post("completions", body, timeout=params.time_limit_s)
+            except EngineError as exc:
+                if isinstance(exc.__cause__, (TimeoutError,)) or "timed out" in str(exc):
+                    yield Answer(key=req.key, text="", finish_reason="time", seconds=time.monotonic() - started,
+                                 error="the server did not answer within the time limit.")
+                    continue
+                raise
+            except TimeoutError:
+                yield Answer(key=req.key, text="", finish_reason="time", seconds=time.monotonic() - started,
+                             error="the server did not answer within the time limit.")
+                continue
+            choice = (reply.get("choices") or [{}])[0]
+            usage = reply.get("usage") or {}
+            finish = choice.get("finish_reason") or "stop"
+            yield Answer(
+                key=req.key,
+                text=choice.get("text") or "",
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                finish_reason="length" if finish == "length" else "stop",
+                seconds=round(time.monotonic() - started, 4),
+            )
+
+    def loglikelihood(self, texts: Sequence[str]) -> list[tuple[float, int]]:
+        """Score texts with `echo` + `logprobs` (servers that do not support it say so)."""
+        results = []
+        for text in texts:
+            reply = self._post("completions", {
+                "model": self.model, "prompt": text, "max_tokens": 1, "echo": True,
+                "logprobs": 1, "temperature": 0.0,
+            }, timeout=self._timeout)
+            choice = (reply.get("choices") or [{}])[0]
+            logprobs = (choice.get("logprobs") or {}).get("token_logprobs")
+            if not logprobs:
+                raise EngineError(f"the model server at {self.base_url} does not return prompt log-probabilities, so pair probes cannot be scored there.")
+            n_prompt = int((reply.get("usage") or {}).get("prompt_tokens") or len(logprobs))
+            # The echo covers the prompt; its first token has no probability.
+            values = [v for v in logprobs[1:n_prompt] if v is not None]
+            results.append((float(sum(values)), len(values)))
+        return results
+
+    def close(self) -> None:
+        return None
