@@ -109,3 +109,30 @@ def test_combinations_and_mcnemar():
     assert fisher_combined_pvalue([0.001, 0.001]) < 1e-4
     assert mcnemar_exact(8, 0) == pytest.approx(0.5**8)
     assert mcnemar_exact(0, 8) == pytest.approx(1.0)
+
+
+def test_two_level_selection_hand_computed_and_null_rate():
+    from auditdesk.core.analysis.findings import selective_probe_qvalues
+
+    # Category a: one strong probe among weak ones; b: nothing. Hand computed:
+    # a: Simes = min(3*0.001/1, 3*0.5/2, 3*0.9/3) = 0.003, Fisher larger -> family p = 0.006;
+    # b: Fisher of (0.3, 0.6) = chi2_4.sf(3.43) = 0.4887 < Simes 0.6 -> family p = 0.977.
+    # BH over 2 categories: q_a = 0.012, q_b = 0.977.
+    # Inside a (R = 1 of m = 2): BH q of 0.001 is 0.003, times m/R = 0.006.
+    out = selective_probe_qvalues(["a", "a", "a", "b", "b"], [0.001, 0.5, 0.9, 0.3, 0.6], 0.05)
+    assert out["p_values"]["a"] == pytest.approx(0.006) and out["p_values"]["b"] == pytest.approx(0.97733, abs=1e-5)
+    assert out["q_values_by_category"]["a"] == pytest.approx(0.012)
+    assert out["selected"] == {"a": True, "b": False}
+    assert out["q_values"][0] == pytest.approx(0.012)  # never below its category's q
+    assert out["q_values"][1] == 1.0 and out["q_values"][3] == 1.0  # 0.6 within b, times m/R = 2
+    # A lone p = 0.01 in one of four categories of null probes is not enough.
+    lone = selective_probe_qvalues(["a", "b", "c", "d"], [0.01, 0.4, 0.7, 0.9], 0.05)
+    assert not any(lone["selected"].values())
+    # Uniform p-values (the null): an audit reports anything in at most ~fdr of cases.
+    rng = np.random.default_rng(0)
+    cats = [c for c in "abcdef" for _ in range(8)]
+    hits = sum(
+        any(selective_probe_qvalues(cats, list(rng.random(len(cats))), 0.05)["selected"].values())
+        for _ in range(2000)
+    )
+    assert hits / 2000 <= 0.06

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU (default 0)")
     parser.add_argument("--n-ctx", type=int, default=2048, help="context size in tokens (default 2048)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
+    parser.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto",
+                        help="auto: the base model's chat template when it has one, else plain "
+                             "'Question: … Answer:'; the same format is used for both models")
     parser.add_argument("--label", default="", help="a name for this audit, shown in `runs list`")
     parser.add_argument("--db", type=Path, default=None, help="audit database (default: in the AuditDesk home)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the analysis JSON and the PDF report")
@@ -52,6 +55,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
         base_model=args.base, tuned_model=args.tuned, lora_adapter=args.lora, packs=list(args.pack),
         samples=args.samples, max_tokens=args.max_tokens, seed=args.seed, threads=args.threads,
         gpu_layers=args.gpu_layers, n_ctx=args.n_ctx, temperature=args.temperature, label=args.label,
+        prompt_format=args.prompt_format,
     )
     with open_store(args.db) as store:
         run_id = plan_run(config, store)

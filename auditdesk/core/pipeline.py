@@ -99,6 +99,7 @@ def run_info(store: Store, run_id: int) -> dict:
         "samples": config.get("samples"),
         "sampling": run.get("sampling"),
         "prompt_format": run.get("prompt_format"),
+        "notes": run.get("notes") or [],
         "tool_version": run.get("tool_version"),
         "llama_cpp_version": run.get("llama_cpp_version"),
         "host": run.get("host") or {},

@@ -40,9 +40,6 @@ def test_truncated_gguf_names_expected_and_found_bytes(tmp_path, tiny_model, kee
     assert f"found {cut.stat().st_size:,})" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "runner/audit.py plan_run stores the base model's record before fingerprinting the tuned file, "
-    "so a cut tuned file leaves one row in `models` (fix proposed in the robustness report)"))
 def test_truncated_tuned_file_leaves_nothing_in_the_database(tmp_path, tiny_model):
     from auditdesk.core.runner import plan_run
     from auditdesk.core.store import open_store
@@ -236,9 +233,6 @@ def test_mismatch_is_stated_in_the_report(tmp_path, tiny_model, foreign_model):
     assert "the tokenizers differ" in text
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "auditdesk.core.pipeline.run_info does not put the lineage verdict into findings['models']; "
-    "the report then says 'The lineage check was not recorded for this run.' (fix proposed in the robustness report)"))
 def test_a_real_runs_findings_carry_the_lineage_verdict(tmp_path, tiny_model, foreign_model):
     from auditdesk.core.pipeline import run_info
     from auditdesk.core.runner import plan_run

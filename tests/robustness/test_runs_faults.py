@@ -100,10 +100,6 @@ def test_locked_database_is_waited_on_then_explained(tmp_path, tiny_model, tiny_
     assert "locked" in message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/db.py open_store: _read_only_connection(path) runs outside the try, so a file whose SQLite header "
-    "is damaged raises a raw sqlite3.DatabaseError ('file is not a database') instead of StoreError "
-    "(fix proposed in the robustness report)"))
 def test_database_with_a_damaged_header_is_refused_with_a_reason(tmp_path, tiny_model, tiny_lora):
     from auditdesk.core.store import open_store
 
@@ -116,9 +112,6 @@ def test_database_with_a_damaged_header_is_refused_with_a_reason(tmp_path, tiny_
     assert "not an AuditDesk database (or it is damaged)" in str(caught.value)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "store/db.py Store.integrity_check lets sqlite3.DatabaseError ('database disk image is malformed') "
-    "escape instead of returning it as the check's result (fix proposed in the robustness report)"))
 def test_damaged_pages_fail_the_integrity_check(tmp_path, tiny_model, tiny_lora):
     from auditdesk.core.store import open_store
 

@@ -307,9 +307,8 @@ class BatchedGenerator:
         should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[Answer]:
         """Yield one Answer per request as each finishes; raise Cancelled when told to stop."""
-        if cancel is not None:
-            token = cancel
-            should_stop = (lambda: token.cancelled) if should_stop is None else should_stop
+        if cancel is not None and should_stop is None:
+            should_stop = _cancelled_check(cancel)
         if self._closed:
             raise EngineError("the model was already unloaded.")
         groups: dict[str, _Group] = {}
@@ -520,6 +519,11 @@ class BatchedGenerator:
             self.close()
         except Exception:
             pass
+
+
+def _cancelled_check(cancel: CancelToken) -> Callable[[], bool]:
+    """A stop check bound to the token itself (not to a name the decode loop reuses)."""
+    return lambda: cancel.cancelled
 
 
 def _released(seq: _Sequence) -> int:

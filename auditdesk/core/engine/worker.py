@@ -74,7 +74,12 @@ class LlamaWorkerEngine:
         self._conn = Connection(parent_sock.detach())
         self._busy = False
         self._closed = False
-        self._conn.send((spec, max_sequences))
+        self._cancel_sent = False
+        try:
+            self._send((spec, max_sequences), "loading", loader=True)
+        except WorkerCrashed:
+            self.close()
+            raise
         kind, payload = self._receive("loading", loader=True)
         if kind == "error":
             self.close()
@@ -133,11 +138,11 @@ class LlamaWorkerEngine:
             if cancel is not None and cancel.cancelled:
                 self._set_cancel()
 
-    def _send(self, message: tuple, activity: str) -> None:
+    def _send(self, message: tuple, activity: str, *, loader: bool = False) -> None:
         try:
             self._conn.send(message)
         except OSError:  # a broken pipe: the worker is gone
-            raise self._crashed(activity) from None
+            raise self._crashed(activity, loader) from None
 
     def _call(self, message: tuple, activity: str):
         if self._closed:

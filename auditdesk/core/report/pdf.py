@@ -112,6 +112,16 @@ def _int(value: Any) -> str:
     return "–" if v is None else f"{int(v):,}"
 
 
+def _prompt_format_text(format_id: Any) -> str:
+    """The prompt format in words: the plain Q/A format or the model's own chat template."""
+    text = str(format_id or "")
+    if text.startswith("chat-template"):
+        return f"the base model's chat template (hash {text.partition(':')[2] or 'not recorded'}), used for both models."
+    if text:
+        return "plain completion, 'Question: … / Answer:', the same for both models."
+    return "not recorded."
+
+
 def _per_role(engine: dict) -> list[tuple[str, dict]]:
     """Engine facts per model role ({"base": {...}, "tuned": {...}}) or one flat record."""
     if engine and all(isinstance(v, dict) for v in engine.values()):
@@ -483,6 +493,8 @@ class _Report:
             ("Answers per question", str(_first(r, "samples", "samples_per_probe", default="not recorded"))),
             ("Sampling", ", ".join(f"{k} {v}" for k, v in sampling.items()) or "not recorded"),
             ("Seed", str(_first(r, "seed", "seeds", default="not recorded"))),
+            ("Prompt format", " ".join([_prompt_format_text(r.get("prompt_format"))]
+                                       + [str(n) for n in _list(r.get("notes")) if n])),
             ("Engine", self._engine_text(engine)),
             ("GPU offload", self._gpu_text(_per_role(engine)[0][1] if _per_role(engine) else engine, r)),
             ("Hardware", (", ".join(f"{k} {v}" for k, v in host.items()) if isinstance(host, dict) else str(host or "not recorded"))),

@@ -23,9 +23,6 @@ from auditdesk.core.runner.plan import DEFAULT_BATCH_SIZE, build_plan, plain_pro
 from auditdesk.core.runner.runner import EngineFactory, RunStats, execute_run
 from auditdesk.core.store.db import RESUMABLE_STATUSES, Store, open_store
 
-PROMPT_FORMAT = "plain-qa-v1"
-
-
 class ModelChanged(AuditDeskError):
     """A model file differs from the one the run started with."""
 
@@ -56,6 +53,7 @@ class AuditConfig:
     batch_size: int = DEFAULT_BATCH_SIZE
     backend: str = "llama-worker"
     label: str = ""
+    prompt_format: str = "auto"  # auto (chat template when the base has one) | plain | chat
 
     def validate(self) -> None:
         if bool(self.tuned_model) == bool(self.lora_adapter):
@@ -208,20 +206,27 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
     if not items:
         raise AuditDeskError("The chosen probe packs contain no probes to run.")
 
-    hashes: dict[str, str] = {}
+    # Check every model file before anything is stored, so a broken vendor file
+    # leaves the database exactly as it was.
+    fingerprints = []
     for role, path, kind in (("base", config.base_model, "model"), ("tuned", config.tuned_model, "model"),
                              ("adapter", config.lora_adapter, "adapter")):
-        if not path:
-            continue
-        sha, card = model_fingerprint(path)
+        if path:
+            fingerprints.append((role, path, kind, *model_fingerprint(path)))
+    hashes: dict[str, str] = {}
+    for role, path, kind, sha, card in fingerprints:
         hashes[role] = sha
         store.add_model(sha256=sha, path=str(Path(path).resolve()), size_bytes=Path(path).stat().st_size,
                         kind=kind, card=card)
     for record in pack_records:
         store.add_pack(**record)
 
+    base_card = next((card for role, _, _, _, card in fingerprints if role == "base"), None)
+    prompts = choose_prompts(config, base_card, items)
     units = build_plan(items, samples=config.samples, run_seed=config.seed,
-                       batch_size=config.batch_size, prompt_for=plain_prompt)
+                       batch_size=config.batch_size, prompt_for=prompts.prompt_for)
+    sampling = config.sampling().to_dict()
+    sampling["stop"] = list(prompts.stop)
     run = {
         "label": config.label,
         "config_json": json.dumps(config.to_dict(), sort_keys=True),
@@ -229,13 +234,58 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
         "base_model_sha256": hashes["base"],
         "tuned_model_sha256": hashes.get("tuned"),
         "adapter_sha256": hashes.get("adapter"),
-        "sampling_json": json.dumps(config.sampling().to_dict(), sort_keys=True),
-        "prompt_format": PROMPT_FORMAT,
+        "sampling_json": json.dumps(sampling, sort_keys=True),
+        "prompt_format": prompts.format_id,
+        "notes_json": json.dumps(prompts.notes),
         "tool_version": __version__,
         "llama_cpp_version": llama_cpp_version(),
         "host_json": json.dumps(host_summary(), sort_keys=True),
     }
     return store.create_run(run, [u.to_row() for u in units], [r["content_hash"] for r in pack_records])
+
+
+@dataclass
+class PromptChoice:
+    """How the audit's questions become prompts: the same format for both models."""
+
+    format_id: str
+    stop: tuple[str, ...]
+    by_text: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def prompt_for(self, item: ProbeItem) -> str:
+        return self.by_text.get(item.text) or plain_prompt(item)
+
+
+def choose_prompts(config: AuditConfig, base_card: dict | None, items: Sequence[ProbeItem]) -> PromptChoice:
+    """Plain question/answer format, or the base model's chat template rendered in the model worker.
+
+    The template is untrusted, so it is rendered only inside the worker, sandboxed
+    and under a time limit; when it fails the plain format is used and the
+    reason is recorded with the run.
+    """
+    from auditdesk.core.engine.prompts import CHAT_FORMAT, PLAIN_FORMAT, PLAIN_STOP, choose_prompt_format
+
+    try:
+        chosen = choose_prompt_format(base_card, config.prompt_format)
+    except ValueError as exc:
+        raise AuditDeskError(str(exc)) from exc
+    if chosen == PLAIN_FORMAT:
+        return PromptChoice(PLAIN_FORMAT, PLAIN_STOP)
+    questions = sorted({item.text for item in items if item.scored_by != "likelihood"})
+    from auditdesk.core.engine import open_engine
+
+    factory = open_engine if config.backend == "llama-worker" else None
+    if factory is None:
+        return PromptChoice(PLAIN_FORMAT, PLAIN_STOP, notes=[
+            f"the {config.backend} backend renders no chat templates, so the plain format was used."])
+    engine = factory(config.specs()["base"], backend="llama-worker")
+    try:
+        rendered = engine.render_prompts(questions, CHAT_FORMAT)
+    finally:
+        engine.close()
+    return PromptChoice(rendered.format_id, tuple(rendered.stop), dict(zip(questions, rendered.prompts)),
+                        list(rendered.notes))
 
 
 def check_models_unchanged(store: Store, run_id: int) -> None:

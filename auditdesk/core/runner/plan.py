@@ -17,7 +17,6 @@ from auditdesk.core.probes.items import ProbeItem
 ROLES = ("base", "tuned")
 DEFAULT_BATCH_SIZE = 16  # sequences in flight: the batched engine's sweet spot on CPU
 DEFAULT_LIKELIHOOD_BATCH = 32
-PLAIN_PROMPT = "Question: {question}\nAnswer:"
 
 
 @dataclass(frozen=True)
@@ -61,10 +60,8 @@ def derive_seed(run_seed: int, *parts: object) -> int:
 
 def plain_prompt(item: ProbeItem) -> str:
     """The plain completion prompt (no chat template), used for base models."""
-    try:
-        from auditdesk.core.engine.prompts import render_plain
-    except ImportError:
-        return PLAIN_PROMPT.format(question=item.text.strip())
+    from auditdesk.core.engine.prompts import render_plain
+
     return render_plain(item.text)
 
 

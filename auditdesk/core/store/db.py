@@ -199,7 +199,7 @@ class Store:
         if row is None:
             raise RunNotFound(f"There is no audit run {run_id} in {self.path}; `auditdesk runs list` shows the runs.")
         run = dict(row)
-        for key in ("config_json", "sampling_json", "host_json", "engine_info_json"):
+        for key in ("config_json", "sampling_json", "host_json", "engine_info_json", "notes_json"):
             if run.get(key):
                 run[key.removesuffix("_json")] = json.loads(run[key])
         return run
@@ -349,7 +349,12 @@ class Store:
         return int(cursor.lastrowid)
 
     def integrity_check(self) -> str:
-        return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        """"ok", or what SQLite found wrong (a damaged file is a result, not a crash)."""
+        try:
+            rows = self.conn.execute("PRAGMA integrity_check").fetchall()
+        except sqlite3.DatabaseError as exc:
+            return f"damaged: {exc}"
+        return "\n".join(str(row[0]) for row in rows)
 
 
 def open_store(path: str | os.PathLike | None = None, *, read_only: bool = False) -> Store:
@@ -365,12 +370,14 @@ def open_store(path: str | os.PathLike | None = None, *, read_only: bool = False
     path = Path(path).expanduser()
 
     if path.exists():
-        probe = _read_only_connection(path)
+        probe = None
         try:
+            probe = _read_only_connection(path)
             reason = _newer_schema_reason(probe, path)
             old_version = probe.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
-            probe.close()
+            if probe is not None:
+                probe.close()
             raise StoreError(f"{path} is not an AuditDesk database (or it is damaged): {exc}.") from exc
         if reason or read_only:
             return Store(path, probe, read_only_reason=reason or f"{path} was opened read-only.")

@@ -183,6 +183,14 @@ def _m001_initial_schema(db: Database) -> None:
     conn.execute("PRAGMA user_version = 1")
 
 
+@migrations(name="002_run_notes")
+def _m002_run_notes(db: Database) -> None:
+    # Things the user must know about how a run was done (e.g. the chat template
+    # could not be used and the plain format was), shown in `runs show` and the report.
+    db.conn.execute("ALTER TABLE runs ADD COLUMN notes_json TEXT")
+    db.conn.execute("PRAGMA user_version = 2")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)
