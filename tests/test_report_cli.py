@@ -47,7 +47,7 @@ def test_report_command_writes_all_three_files(tmp_path, capsys):
     assert next(csv.reader(open(cs, encoding="utf-8")))[0] == "run"
 
 
-def test_report_command_explains_missing_analysis(tmp_path, capsys):
+def test_report_command_explains_a_run_with_no_answers(tmp_path, capsys):
     db = tmp_path / "audit.db"
     with open_store(db) as store:
         store.add_model(sha256="e" * 64, path="/m.gguf", size_bytes=1, kind="model")
@@ -55,5 +55,6 @@ def test_report_command_explains_missing_analysis(tmp_path, capsys):
                                    "sampling_json": "{}", "prompt_format": "plain", "tool_version": "0.1.0"}, [], [])
     rc = main(["report", str(run_id), "--db", str(db), "--pdf", str(tmp_path / "r.pdf")])
     assert rc == 1
-    assert "has not been analysed yet" in capsys.readouterr().err
+    # A run never analysed is analysed on export; one with no answers yet is refused in words.
+    assert "has no stored answers yet" in capsys.readouterr().err
     assert not (tmp_path / "r.pdf").exists()
