@@ -7,6 +7,7 @@ seconds; the target is <= 120 s in total on a 2-core CPU. Never run in tests.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 
@@ -26,7 +27,9 @@ def make_answer(rng: random.Random) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--answers", type=int, default=10000)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     from auditdesk.core.analysis import AnswerRecord, analyse
     from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
     from auditdesk.core.probes.items import ProbeItem
@@ -57,7 +60,7 @@ def main() -> None:
                 self.stage, self.t = ev.stage, now
 
     t0 = time.perf_counter()
-    emb = SentenceTransformerEmbedder(batch_size=128)
+    emb = SentenceTransformerEmbedder(batch_size=128, threads=args.threads)
     emb._load()
     stages["load model"] = time.perf_counter() - t0
     timer = Timer()
@@ -69,6 +72,9 @@ def main() -> None:
     for name, secs in stages.items():
         print(f"  {name:<16} {secs:7.1f} s")
     print(f"  {'total':<16} {end - t0:7.1f} s (analysis {end - t1:.1f} s)")
+    import torch
+
+    print(f"torch threads: {torch.get_num_threads()}, load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"flagged probes: {findings['summary']['flagged_probes']} (same generator for both models: expect ~0)")
 
 

@@ -45,6 +45,7 @@ def test_null_calibration_over_many_seed_pairs_on_the_tiny_model(tiny_model, emb
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # two full runs: about 25 minutes on a busy 2-core machine
 def test_null_calibration_on_the_270m_model(embedder, tmp_path):
     """The 270M model against itself through the real runner: two runs, different seeds.
 

@@ -19,6 +19,7 @@ NEW_BEHAVIOUR_SHARE = 0.8
 NEW_BEHAVIOUR_MIN_TUNED = 3
 MAX_CLUSTERS = 12
 SILHOUETTE_SAMPLE = 2000
+WARD_LIMIT = 3000  # answers clustered by the Ward tree itself; the rest join the nearest centre
 _WORD = re.compile(r"[^\W\d_][\w'-]{1,}", re.UNICODE)
 
 
@@ -29,17 +30,23 @@ def _stop_words() -> frozenset[str]:
 
 
 def reduce(embeddings: np.ndarray, dims: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    """(reduced to <= dims, 2-D map coordinates) by PCA via SVD (deterministic)."""
+    """(reduced to <= dims, 2-D map coordinates) by PCA (exact and deterministic)."""
     x = np.asarray(embeddings, dtype=np.float64)
     x = x - x.mean(axis=0, keepdims=True)
     k = max(1, min(dims, x.shape[0] - 1, x.shape[1]))
-    # Full SVD on the smaller side: exact and deterministic (no randomised solver).
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    if x.shape[0] <= x.shape[1]:
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        components = vt[:k].T
+    else:
+        # Eigenvectors of the d x d scatter matrix: the same axes as the SVD, but
+        # one matrix product over the answers instead of an n x d SVD (10k answers:
+        # ~0.1 s instead of seconds on a busy 2-core machine).
+        vals, vecs = np.linalg.eigh(x.T @ x)
+        components = vecs[:, np.argsort(vals, kind="mergesort")[::-1][:k]]
     # Fix the sign of each component so reruns give the same map.
-    signs = np.sign(vt[np.arange(vt.shape[0]), np.argmax(np.abs(vt), axis=1)])
+    signs = np.sign(components[np.argmax(np.abs(components), axis=0), np.arange(components.shape[1])])
     signs[signs == 0] = 1
-    u = u * signs
-    reduced = u[:, :k] * s[:k] * 1.0
+    reduced = x @ (components * signs)
     coords = np.zeros((x.shape[0], 2))
     m = min(2, reduced.shape[1])
     coords[:, :m] = reduced[:, :m]
@@ -47,25 +54,41 @@ def reduce(embeddings: np.ndarray, dims: int = 50) -> tuple[np.ndarray, np.ndarr
 
 
 def choose_labels(reduced: np.ndarray, seed: int = 0) -> np.ndarray:
-    """Ward tree cut at the k (2..MAX_CLUSTERS) with the best silhouette."""
+    """Ward tree cut at the k (2..MAX_CLUSTERS) with the best silhouette.
+
+    Ward needs n² memory and time, so above WARD_LIMIT answers the tree is built
+    on a seeded random subsample and every answer joins the nearest cluster
+    centre (in the reduced space); the result depends only on the data and seed.
+    """
     from scipy.cluster.hierarchy import fcluster, linkage
     from sklearn.metrics import silhouette_score
 
     n = reduced.shape[0]
     if n < 4:
         return np.zeros(n, dtype=int)
-    tree = linkage(reduced, method="ward")
     rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, size=min(n, SILHOUETTE_SAMPLE), replace=False))
-    best, best_labels = -2.0, np.zeros(n, dtype=int)
-    for k in range(2, min(MAX_CLUSTERS, n - 1) + 1):
+    fit = np.arange(n) if n <= WARD_LIMIT else np.sort(rng.choice(n, size=WARD_LIMIT, replace=False))
+    x = reduced[fit]
+    tree = linkage(x, method="ward")
+    m = len(fit)
+    sample = np.sort(rng.choice(m, size=min(m, SILHOUETTE_SAMPLE), replace=False))
+    best, best_labels = -2.0, np.zeros(m, dtype=int)
+    for k in range(2, min(MAX_CLUSTERS, m - 1) + 1):
         labels = fcluster(tree, k, criterion="maxclust") - 1
         if len(set(labels[sample])) < 2:
             continue
-        score = silhouette_score(reduced[sample], labels[sample])
+        score = silhouette_score(x[sample], labels[sample])
         if score > best + 1e-9:
             best, best_labels = score, labels
-    return best_labels
+    if m == n:
+        return best_labels
+    k = int(best_labels.max()) + 1
+    centres = np.stack([x[best_labels == c].mean(axis=0) for c in range(k)])
+    # Squared distances without an n x k x d temporary.
+    d2 = (reduced**2).sum(axis=1)[:, None] - 2.0 * reduced @ centres.T + (centres**2).sum(axis=1)[None, :]
+    labels = np.argmin(d2, axis=1)
+    labels[fit] = best_labels  # the subsample keeps its tree labels
+    return labels
 
 
 def ctfidf_keywords(texts: list[str], labels: np.ndarray, top: int = 8) -> dict[int, list[str]]:
@@ -104,7 +127,8 @@ def cluster_answers(
     n = len(texts)
     result = {
         "scope": scope,
-        "method": f"PCA (<= 50 dims) + Ward agglomerative, k in 2..{MAX_CLUSTERS} by silhouette",
+        "method": f"PCA (<= 50 dims) + Ward agglomerative, k in 2..{MAX_CLUSTERS} by silhouette"
+        + (f" (tree on a seeded sample of {WARD_LIMIT}, the rest by nearest centre)" if n > WARD_LIMIT else ""),
         "n_answers": n,
         "points": [],
         "clusters": [],

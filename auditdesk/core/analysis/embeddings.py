@@ -90,7 +90,8 @@ class EmbeddingCache:
 class SentenceTransformerEmbedder:
     """Embeds texts on the CPU with a local sentence-transformers model, in batches."""
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, cache: EmbeddingCache | None = None):
+    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, cache: EmbeddingCache | None = None,
+                 threads: int | None = None):
         if model_path is None:
             self.path = default_model_path()
             self.model_id = DEFAULT_MODEL_ID
@@ -104,6 +105,7 @@ class SentenceTransformerEmbedder:
             self.model_id = _local_model_id(self.path)
         self.batch_size = batch_size
         self.cache = cache
+        self.threads = threads  # None: the machine's physical cores
         self._model = None
 
     def _load(self):
@@ -120,6 +122,12 @@ class SentenceTransformerEmbedder:
                 raise AuditDeskError(
                     "The sentence-transformers library is missing; reinstall AuditDesk."
                 ) from exc
+            import torch
+
+            from auditdesk.core.engine.hardware import default_threads
+
+            # Set explicitly: torch's own default can count SMT siblings, which only contend here.
+            torch.set_num_threads(default_threads(self.threads))
             try:
                 self._model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
             except Exception as exc:  # the library raises many types for a broken folder
@@ -144,7 +152,8 @@ class SentenceTransformerEmbedder:
         for h, t in zip(hashes, texts):
             if h not in vectors and h not in todo:
                 todo[h] = t
-        pending = list(todo.items())
+        # Longest first, so each batch pads to similar lengths (padding is most of the cost otherwise).
+        pending = sorted(todo.items(), key=lambda kv: -len(kv[1]))
         total = len(pending)
         for start in range(0, total, self.batch_size):
             if cancel is not None:
