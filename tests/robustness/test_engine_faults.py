@@ -234,7 +234,8 @@ def test_endless_model_is_cut_at_max_tokens_and_marked(tmp_path, tiny_model, end
 
 
 def test_endless_model_is_cut_at_the_time_limit_and_marked(tmp_path, tiny_model, endless_model):
-    config = small_config(tiny_model, tuned=endless_model, max_tokens=400, time_limit_s=0.05)
+    # 400 tokens take far longer than 2 ms even on an idle machine, so the time limit always cuts first.
+    config = small_config(tiny_model, tuned=endless_model, max_tokens=400, time_limit_s=0.002)
     store, run_id = _run(tmp_path, config, small_items(2))
     with store:
         tuned = store.answers(run_id, "tuned")

