@@ -97,7 +97,10 @@ def main(argv: list[str] | None = None) -> int:
     window.go("results")
     wait(lambda: window.pages["results"].model.rowCount() > 0, 300, "the results")
     timer.stop()
-    window.close()
+    from auditdesk.ui.app import release_window
+
+    release_window(app, window)
+    del window
 
     # The first tick measures from timer start, not a stall.
     measured = sorted(gaps[1:])

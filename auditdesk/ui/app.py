@@ -349,7 +349,21 @@ def main(argv: list[str] | None = None) -> int:
     QTimer.singleShot(0, window.offer_resume)
     if args.demo:
         QTimer.singleShot(0, window.pages["models"].use_demo_models)
-    return app.exec()
+    code = app.exec()
+    release_window(app, window)
+    return code
+
+
+def release_window(app, window) -> None:
+    """Destroy the window while Qt is still whole, not in interpreter shutdown.
+
+    Left to the garbage collector at exit, PySide6 objects can be torn down in an
+    order that aborts the process after an audit ("none_dealloc").
+    """
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    app.sendPostedEvents(None, 0)
 
 
 if __name__ == "__main__":
