@@ -78,14 +78,10 @@ class AuditConfig:
         return cls(**{k: v for k, v in data.items() if k in known})
 
     def threads_or_default(self) -> int:
-        if self.threads:
-            return int(self.threads)
-        try:
-            from auditdesk.core.engine.hardware import physical_cores
+        """The threads to use: the user's choice, else the physical cores (never llama.cpp's 1)."""
+        from auditdesk.core.engine.hardware import default_threads
 
-            return int(physical_cores())
-        except Exception:  # the hardware probe is optional; never fall to llama.cpp's 1
-            return max(1, (os.cpu_count() or 2) // 2)
+        return int(default_threads(self.threads))
 
     def specs(self) -> dict[str, ModelSpec]:
         """The two models of the audit, as the engine loads them."""
@@ -103,17 +99,20 @@ class AuditConfig:
                               max_tokens=self.max_tokens, time_limit_s=self.time_limit_s)
 
 
-def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict | None]:
-    """SHA-256 of a model file and, when the inspector is available, its card."""
-    try:
-        from auditdesk.core.models.inspect import inspect_model
-    except ImportError:
-        return _sha256(path), None
+def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict]:
+    """SHA-256 of a model file and its inspection card (the file is checked before it is trusted)."""
+    from auditdesk.core.models.inspect import inspect_model
+
     card = inspect_model(path)
     return str(card.sha256), card.to_dict()
 
 
-def _sha256(path: str | os.PathLike) -> str:
+def _uncached_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of the bytes on disk now.
+
+    Resume compares against the file itself, not the hash cache keyed by size and
+    mtime, which a copied-over file with a preserved timestamp would fool.
+    """
     import hashlib
 
     digest = hashlib.sha256()
@@ -121,12 +120,6 @@ def _sha256(path: str | os.PathLike) -> str:
         while chunk := handle.read(8 * 1024 * 1024):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _uncached_sha256(path: str | os.PathLike) -> str:
-    # Resume compares against the bytes on disk, not a cache keyed by mtime,
-    # which a copied-over file with a preserved timestamp would fool.
-    return _sha256(path)
 
 
 def default_engine_factory(backend: str = "llama-worker") -> EngineFactory:
