@@ -247,7 +247,10 @@ class ClusterMap(QWidget):
         painter.setPen(QPen(STATUS_COLOURS["concern"], 2))
         painter.drawEllipse(QPointF(x + 5, y + 8), 6, 6)
         painter.setPen(pal.color(QPalette.ColorRole.Text))
-        painter.drawText(QPointF(x + 16, y + 8 + fm.ascent() / 2 - 1), "only the tuned model says this")
+        label = "only the tuned model says this"
+        if x + 16 + fm.horizontalAdvance(label) > self.width() - 4:  # a narrow map: keep the legend whole
+            label = "tuned-only group"
+        painter.drawText(QPointF(x + 16, y + 8 + fm.ascent() / 2 - 1), label)
 
     def point_at(self, pos: QPointF) -> int | None:
         if not self._points:
