@@ -188,6 +188,20 @@ def test_context_too_large_for_memory_is_a_clear_message_not_a_crash(tiny_model)
     assert "SMALLER CONTEXT WORKS: 512" in result.stdout
 
 
+def test_absurd_context_is_refused_before_llama_cpp_tries_to_allocate_it(tiny_model):
+    import time
+
+    from auditdesk.core.engine import EngineError, ModelSpec, open_engine
+    from auditdesk.core.engine.batched import available_memory_bytes
+
+    if available_memory_bytes() is None:
+        pytest.skip("no /proc/meminfo to compare the cache size with")
+    started = time.monotonic()
+    with pytest.raises(EngineError, match="needs about .* GiB of memory .* try a smaller context size"):
+        open_engine(ModelSpec(path=str(tiny_model), n_ctx=2**30, n_threads=2, label="tuned"), backend="llama-inproc")
+    assert time.monotonic() - started < 10  # llama.cpp itself took 80-90 s to give up on such a context
+
+
 # -- row 9: GPU layers requested on a CPU-only build ---------------------------------
 
 

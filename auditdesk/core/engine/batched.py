@@ -135,6 +135,14 @@ class BatchedGenerator:
         n_batch = max(int(spec.n_batch), self.max_sequences, 32)
         self._n_batch = n_batch
 
+        needed = kv_cache_bytes(llama_cpp, self._model, int(spec.n_ctx))
+        available = available_memory_bytes()
+        if available is not None and needed > available:
+            self.close()
+            raise EngineError(
+                f"a context of {spec.n_ctx:,} tokens for '{name}' needs about {needed / 2**30:.1f} GiB of memory "
+                f"for its cache but only {available / 2**30:.1f} GiB is free; try a smaller context size."
+            )
         ctx_params = llama_cpp.llama_context_default_params()
         ctx_params.n_ctx = int(spec.n_ctx)
         ctx_params.n_batch = n_batch
@@ -524,6 +532,27 @@ class BatchedGenerator:
 def _cancelled_check(cancel: CancelToken) -> Callable[[], bool]:
     """A stop check bound to the token itself (not to a name the decode loop reuses)."""
     return lambda: cancel.cancelled
+
+
+def kv_cache_bytes(ll, model, n_ctx: int) -> int:
+    """A lower bound of the f16 key/value cache a context needs (attention layers only)."""
+    n_layer = ll.llama_model_n_layer(model)
+    n_head = max(1, ll.llama_model_n_head(model))
+    n_head_kv = max(1, ll.llama_model_n_head_kv(model))
+    head_dim = ll.llama_model_n_embd(model) // n_head
+    return int(n_layer) * int(n_ctx) * 2 * n_head_kv * head_dim * 2  # K and V, 2 bytes each
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _released(seq: _Sequence) -> int:
