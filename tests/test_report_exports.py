@@ -98,3 +98,20 @@ def test_markup_escapes_and_caps():
     assert '<font name="AuditDesk-CJK">中</font>' in markup
     assert "[U+1F525]" in markup and tally.missing[0x1F525] == 1
     assert "more characters not shown" in markup and tally.truncated == 1
+
+
+def test_exports_get_ordinary_file_permissions(tmp_path):
+    """mkstemp makes private files; an exported report must be readable like any other new file."""
+    import os
+    import stat
+
+    from auditdesk.core.report.atomic import atomic_path
+
+    target = tmp_path / "report.csv"
+    old = os.umask(0o022)
+    try:
+        with atomic_path(target) as tmp:
+            tmp.write_text("run,role\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644

@@ -25,8 +25,23 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb") as fh:  # the export is evidence: on disk before it has the real name
             os.fsync(fh.fileno())
+        # mkstemp creates the file private (0600); a report is meant to be handed
+        # on, so give it the permissions any other new file would get here.
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def _current_umask() -> int:
+    """The process umask, read without changing it (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
