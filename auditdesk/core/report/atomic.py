@@ -27,7 +27,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
             os.fsync(fh.fileno())
         # mkstemp creates the file private (0600); a report is meant to be handed
         # on, so give it the permissions any other new file would get here.
-        os.chmod(tmp, 0o666 & ~_current_umask())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -35,7 +35,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         raise
 
 
-def _current_umask() -> int:
+def _read_umask() -> int:
     """The process umask, read without changing it (os.umask would, for every thread)."""
     try:
         with open("/proc/self/status", encoding="ascii") as handle:
@@ -45,3 +45,8 @@ def _current_umask() -> int:
     except (OSError, ValueError):
         pass
     return 0o022
+
+
+# Read once at import: umask is set at process start, and reading it later would
+# mean opening a file in the middle of every export.
+_UMASK = _read_umask()
