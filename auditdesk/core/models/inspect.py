@@ -193,14 +193,18 @@ def require_runnable_architecture(card: ModelCard) -> None:
 
 
 def file_sha256(path, *, reporter: ProgressReporter | None = None,
-                token: CancelToken | None = None) -> str:
-    """SHA-256 of a file, streamed and cancellable; cached by path + size + mtime."""
+                token: CancelToken | None = None, use_cache: bool = True) -> str:
+    """SHA-256 of a file, streamed and cancellable; cached by path + size + mtime.
+
+    `use_cache=False` reads the bytes on disk whatever the cache says (a file
+    copied over another with its timestamp preserved would fool the cache).
+    """
     path = Path(path).resolve()
     stat = path.stat()
     key = str(path)
     cache = _load_cache()
     hit = cache["files"].get(key)
-    if hit and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
+    if use_cache and hit and hit.get("size") == stat.st_size and hit.get("mtime_ns") == stat.st_mtime_ns:
         return hit["sha256"]
 
     reporter = reporter or NullReporter()

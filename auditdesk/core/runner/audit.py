@@ -108,18 +108,14 @@ def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict]:
 
 
 def _uncached_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of the bytes on disk now.
+    """SHA-256 of the bytes on disk now, never the cached value.
 
     Resume compares against the file itself, not the hash cache keyed by size and
     mtime, which a copied-over file with a preserved timestamp would fool.
     """
-    import hashlib
+    from auditdesk.core.models.inspect import file_sha256
 
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(8 * 1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_sha256(path, use_cache=False)
 
 
 def default_engine_factory(backend: str = "llama-worker") -> EngineFactory:
