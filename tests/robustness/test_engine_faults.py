@@ -192,7 +192,7 @@ def test_absurd_context_is_refused_before_llama_cpp_tries_to_allocate_it(tiny_mo
     import time
 
     from auditdesk.core.engine import EngineError, ModelSpec, open_engine
-    from auditdesk.core.engine.batched import available_memory_bytes
+    from auditdesk.core.engine.hardware import available_memory_bytes
 
     if available_memory_bytes() is None:
         pytest.skip("no /proc/meminfo to compare the cache size with")

@@ -110,6 +110,8 @@ class SentenceTransformerEmbedder:
         # bfloat16 matrix products where the CPU has them natively: about 1.9x faster
         # on this project's machines, vectors within 1e-4 cosine of float32. Kept
         # apart in the cache so one analysis never mixes precisions.
+        from auditdesk.core.engine.hardware import cpu_has_native_bf16
+
         self.precision = "bf16" if cpu_has_native_bf16() else "fp32"
         if self.precision != "fp32":
             self.model_id = f"{self.model_id}@{self.precision}"
@@ -190,19 +192,6 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([vectors[h] for h in hashes]).astype(np.float32)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX), so autocast pays off."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def _local_model_id(path: Path) -> str:

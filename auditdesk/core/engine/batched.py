@@ -27,7 +27,12 @@ from auditdesk.core.engine.base import (
     ModelSpec,
     SamplingParams,
 )
-from auditdesk.core.engine.hardware import default_threads, gpu_offload_supported, llama_cpp_version
+from auditdesk.core.engine.hardware import (
+    available_memory_bytes,
+    default_threads,
+    gpu_offload_supported,
+    llama_cpp_version,
+)
 from auditdesk.core.progress import Cancelled, CancelToken
 
 DEFAULT_MAX_SEQUENCES = 16
@@ -541,18 +546,6 @@ def kv_cache_bytes(ll, model, n_ctx: int) -> int:
     n_head_kv = max(1, ll.llama_model_n_head_kv(model))
     head_dim = ll.llama_model_n_embd(model) // n_head
     return int(n_layer) * int(n_ctx) * 2 * n_head_kv * head_dim * 2  # K and V, 2 bytes each
-
-
-def available_memory_bytes() -> int | None:
-    """MemAvailable from /proc/meminfo (None where there is no such file)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        return None
-    return None
 
 
 def _released(seq: _Sequence) -> int:

@@ -25,11 +25,38 @@ def physical_cores() -> int:
     return max(1, min(cores, allowed))
 
 
-def _physical_cores_from_cpuinfo() -> int | None:
+@lru_cache(maxsize=1)
+def _cpuinfo_text() -> str | None:
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as handle:
-            text = handle.read(4_000_000)
+            return handle.read(4_000_000)
     except OSError:
+        return None
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    for line in (_cpuinfo_text() or "").splitlines():
+        if line.startswith("flags"):
+            return bool(set(line.partition(":")[2].split()) & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def available_memory_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (None where there is no such file)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _physical_cores_from_cpuinfo() -> int | None:
+    text = _cpuinfo_text()
+    if text is None:
         return None
     pairs: set[tuple[str, str]] = set()
     physical_id = core_id = None
