@@ -83,17 +83,6 @@ def export_run(store, run_id: int, *, pdf: Path | None = None, json_path: Path |
     return None
 
 
-def write_report(store, run_id: int, analysis, *, out_dir: Path, meta: ReportMeta | None = None) -> dict:
-    """Write report.pdf, findings.json and answers.csv for a run into `out_dir` (used by `auditdesk audit`)."""
-    findings = analysis.get("findings", analysis) if isinstance(analysis, dict) else None
-    out_dir = Path(out_dir)
-    paths = {"pdf": out_dir / f"run-{run_id}-report.pdf", "json": out_dir / f"run-{run_id}-findings.json",
-             "csv": out_dir / f"run-{run_id}-answers.csv"}
-    export_run(store, run_id, pdf=paths["pdf"], json_path=paths["json"], csv_path=paths["csv"], meta=meta,
-               findings=findings)
-    return paths
-
-
 def _reproduce_command(store, run_id: int) -> str:
     run = store.get_run(run_id)
     config = run.get("config") or {}
