@@ -74,16 +74,46 @@ def test_prompt_too_long_fails_only_its_own_answers(tiny_model):
     assert answers["ok"].finish_reason == "length" and answers["ok"].text
 
 
-def test_context_smaller_than_all_answers_still_answers_everything(tiny_model):
-    # 16 answers of 40 tokens cannot all be in flight in 256 cells: admission must wait, not fail.
-    eng = open_engine(ModelSpec(path=str(tiny_model), n_ctx=256, n_threads=2), backend="llama-inproc")
+def test_context_size_is_per_answer_and_the_shared_cache_fits_every_answer_in_flight(tiny_model):
+    from auditdesk.core.engine.batched import BatchedGenerator
+
+    eng = BatchedGenerator(ModelSpec(path=str(tiny_model), n_ctx=64, n_threads=2), max_sequences=8)
     try:
+        info = eng.info()
+        n_prompt = len(eng.tokenize(PROMPT))
+        answers = _answers(eng, [GenerationRequest(f"k{i}", PROMPT, seed=i) for i in range(8)],
+                           SamplingParams(max_tokens=500, stop=()))
+    finally:
+        eng.close()
+    assert (info.n_ctx, info.max_sequences) == (64, 8)
+    assert info.kv_cells >= 64 * 8
+    # Each answer is limited by its own context, not by the bigger shared cache.
+    assert {(a.finish_reason, a.completion_tokens) for a in answers.values()} == {("length", 64 - n_prompt)}
+
+
+def test_admission_waits_for_room_when_the_shared_cache_is_small(tiny_model):
+    from auditdesk.core.engine.batched import BatchedGenerator
+
+    # 16 answers of 40 tokens cannot all be in flight in 256 cells: admission must wait, not fail.
+    eng = BatchedGenerator(ModelSpec(path=str(tiny_model), n_ctx=256, n_threads=2), max_sequences=16, kv_cells=256)
+    try:
+        assert eng.info().kv_cells == 256
         requests = [GenerationRequest(f"k{i}", PROMPT, seed=i) for i in range(16)]
         answers = _answers(eng, requests, SamplingParams(max_tokens=40, stop=()))
     finally:
         eng.close()
     assert len(answers) == 16
     assert all(a.finish_reason == "length" and a.completion_tokens == 40 for a in answers.values())
+
+
+def test_shared_cache_size_stays_within_its_memory_budget():
+    from auditdesk.core.engine.batched import KV_POOL_BUDGET_BYTES, pool_cells
+
+    per_cell = 18 * 1024  # Gemma 3 270M: 18 layers x K and V x 256 dims x 2 bytes
+    assert pool_cells(512, 4, per_cell, None) == 2048  # small: every sequence gets a full context
+    assert pool_cells(2048, 32, per_cell, None) == KV_POOL_BUDGET_BYTES // per_cell
+    assert pool_cells(2048, 32, per_cell, available=8 * 2048 * per_cell) == 2 * 2048  # a quarter of free memory
+    assert pool_cells(100_000, 32, per_cell, None) == 100_000  # never less than one full context
 
 
 def test_loglikelihood_matches_a_naive_llama_evaluation(engine, tiny_model):

@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int, default=0, help="run seed; the same seed gives the same answers (default 0)")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
     parser.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to the GPU (default 0)")
-    parser.add_argument("--n-ctx", type=int, default=2048, help="context size in tokens (default 2048)")
+    parser.add_argument("--n-ctx", type=int, default=2048, help="context size per answer (prompt + answer) in tokens (default 2048)")
     parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (default 0.8)")
     parser.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default="auto",
                         help="auto: the base model's chat template when it has one, else plain "

@@ -8,6 +8,7 @@ Importing this package must stay cheap: no llama_cpp until a model is opened.
 from __future__ import annotations
 
 from auditdesk.core.engine.base import (
+    DEFAULT_MAX_SEQUENCES,
     Answer,
     Engine,
     EngineError,
@@ -39,7 +40,7 @@ def open_engine(
     *,
     backend: str = "llama-worker",
     url: str | None = None,
-    max_sequences: int = 16,
+    max_sequences: int = DEFAULT_MAX_SEQUENCES,
 ) -> Engine:
     """Load the model described by `spec` with the chosen backend and return its engine."""
     if backend == "llama-worker":

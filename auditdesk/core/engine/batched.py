@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from auditdesk.core.engine.base import (
+    DEFAULT_MAX_SEQUENCES,
     Answer,
     EngineError,
     EngineInfo,
@@ -35,7 +36,11 @@ from auditdesk.core.engine.hardware import (
 )
 from auditdesk.core.progress import Cancelled, CancelToken
 
-DEFAULT_MAX_SEQUENCES = 16
+# The cache all sequences share is sized for max_sequences full contexts, but
+# never past this (nor past a quarter of the free memory), unless one context
+# alone needs more. Admission waits for room, so a smaller cache only means
+# fewer answers in flight when prompts and answers are long.
+KV_POOL_BUDGET_BYTES = 128 * 2**20
 
 # llama.cpp logs through one process-wide callback; keep the last lines so a load
 # failure can say why, and keep the ctypes object alive for as long as it is set.
@@ -98,7 +103,9 @@ class _Sequence:
 class BatchedGenerator:
     """One loaded model and one context that many sequences share."""
 
-    def __init__(self, spec: ModelSpec, *, max_sequences: int = DEFAULT_MAX_SEQUENCES) -> None:
+    def __init__(
+        self, spec: ModelSpec, *, max_sequences: int = DEFAULT_MAX_SEQUENCES, kv_cells: int | None = None
+    ) -> None:
         import llama_cpp
 
         self._ll = llama_cpp
@@ -140,7 +147,8 @@ class BatchedGenerator:
         n_batch = max(int(spec.n_batch), self.max_sequences, 32)
         self._n_batch = n_batch
 
-        needed = kv_cache_bytes(llama_cpp, self._model, int(spec.n_ctx))
+        n_ctx = max(1, int(spec.n_ctx))
+        needed = kv_cache_bytes(llama_cpp, self._model, n_ctx)
         available = available_memory_bytes()
         if available is not None and needed > available:
             self.close()
@@ -148,8 +156,10 @@ class BatchedGenerator:
                 f"a context of {spec.n_ctx:,} tokens for '{name}' needs about {needed / 2**30:.1f} GiB of memory "
                 f"for its cache but only {available / 2**30:.1f} GiB is free; try a smaller context size."
             )
+        if kv_cells is None:
+            kv_cells = pool_cells(n_ctx, self.max_sequences, needed // n_ctx, available)
         ctx_params = llama_cpp.llama_context_default_params()
-        ctx_params.n_ctx = int(spec.n_ctx)
+        ctx_params.n_ctx = max(n_ctx, int(kv_cells))
         ctx_params.n_batch = n_batch
         ctx_params.n_ubatch = n_batch
         ctx_params.n_seq_max = self.max_sequences
@@ -165,7 +175,8 @@ class BatchedGenerator:
                 f"could not prepare a context of {spec.n_ctx} tokens for '{name}'; "
                 "the machine may not have enough memory, so try a smaller context size."
             )
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.kv_cells = llama_cpp.llama_n_ctx(self._ctx)
+        self.n_ctx = min(n_ctx, self.kv_cells)  # what one answer may use
         self._mem = llama_cpp.llama_get_memory(self._ctx)
 
         if spec.lora_path:
@@ -201,6 +212,8 @@ class BatchedGenerator:
             n_gpu_layers_used=_parse_offloaded(offloaded) if gpu_layers else 0,
             gpu_offload_supported=gpu_ok,
             n_ctx=self.n_ctx,
+            max_sequences=self.max_sequences,
+            kv_cells=self.kv_cells,
             notes=notes,
         )
         self._bos = llama_cpp.llama_vocab_bos(self._vocab)
@@ -365,7 +378,7 @@ class BatchedGenerator:
                     group = pending[0]
                     n_prompt = len(group.prompt_tokens)
                     cap = max(1, min(params.max_tokens, self.n_ctx - n_prompt))
-                    room = self.n_ctx - reserved - n_prompt
+                    room = self.kv_cells - reserved - n_prompt
                     count = min(len(group.requests), len(free_ids), room // cap if room > 0 else 0)
                     if count <= 0:
                         if live:
@@ -546,6 +559,13 @@ def kv_cache_bytes(ll, model, n_ctx: int) -> int:
     n_head_kv = max(1, ll.llama_model_n_head_kv(model))
     head_dim = ll.llama_model_n_embd(model) // n_head
     return int(n_layer) * int(n_ctx) * 2 * n_head_kv * head_dim * 2  # K and V, 2 bytes each
+
+
+def pool_cells(n_ctx: int, max_sequences: int, bytes_per_cell: int, available: int | None) -> int:
+    """Cells of the shared cache: room for every sequence's full context, within the budget."""
+    budget = KV_POOL_BUDGET_BYTES if available is None else min(KV_POOL_BUDGET_BYTES, available // 4)
+    affordable = budget // max(1, bytes_per_cell)
+    return max(n_ctx, min(n_ctx * max_sequences, affordable))
 
 
 def _released(seq: _Sequence) -> int:

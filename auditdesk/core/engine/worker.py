@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from auditdesk.core.engine.base import (
+    DEFAULT_MAX_SEQUENCES,
     Answer,
     EngineError,
     EngineInfo,
@@ -47,7 +48,7 @@ def _signal_name(exitcode: int | None) -> str:
 class LlamaWorkerEngine:
     """An Engine whose model lives in a spawned child process."""
 
-    def __init__(self, spec: ModelSpec, *, max_sequences: int = 16) -> None:
+    def __init__(self, spec: ModelSpec, *, max_sequences: int = DEFAULT_MAX_SEQUENCES) -> None:
         self.spec = spec
         self._name = spec.label or Path(spec.path).stem
         self._file = Path(spec.path).name

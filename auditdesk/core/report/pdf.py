@@ -515,7 +515,8 @@ class _Report:
             version = str(info.get("llama_cpp_version") or "").split(" (")[0]  # drop the CPU feature list
             parts = [str(info.get("backend") or "engine"), version,
                      f"{info['n_threads']} threads" if info.get("n_threads") else "",
-                     f"context {info['n_ctx']}" if info.get("n_ctx") else ""]
+                     f"context {info['n_ctx']} per answer" if info.get("n_ctx") else "",
+                     f"{info['max_sequences']} answers in flight" if info.get("max_sequences") else ""]
             text = ", ".join(p for p in parts if p)
             notes = [str(n) for n in _list(info.get("notes")) if n]
             if notes:

@@ -196,6 +196,8 @@ class ModelsPage(QScrollArea):
         self.ctx_spin.setSingleStep(512)
         self.ctx_spin.setValue(2048)
         self.ctx_spin.setAccessibleName("Context size")
+        self.ctx_spin.setToolTip("The longest question plus answer, in tokens, that one answer may use. "
+                                 "The answers generated together share one cache sized from this.")
         form.addRow("&Context size (tokens):", self.ctx_spin)
         self.gpu_spin = QSpinBox()
         self.gpu_spin.setRange(0, 999)
