@@ -553,18 +553,36 @@ def _cancelled_check(cancel: CancelToken) -> Callable[[], bool]:
 
 
 def kv_cache_bytes(ll, model, n_ctx: int) -> int:
-    """A lower bound of the f16 key/value cache a context needs (attention layers only)."""
+    """An estimate of the f16 key/value cache a context needs (attention layers only)."""
     n_layer = ll.llama_model_n_layer(model)
     n_head = max(1, ll.llama_model_n_head(model))
     n_head_kv = max(1, ll.llama_model_n_head_kv(model))
-    head_dim = ll.llama_model_n_embd(model) // n_head
-    return int(n_layer) * int(n_ctx) * 2 * n_head_kv * head_dim * 2  # K and V, 2 bytes each
+    fallback = ll.llama_model_n_embd(model) // n_head
+    # Many models (Gemma among them) have heads wider than n_embd / n_head.
+    arch = _model_meta(ll, model, "general.architecture")
+    head_k = _meta_int(_model_meta(ll, model, f"{arch}.attention.key_length"), fallback)
+    head_v = _meta_int(_model_meta(ll, model, f"{arch}.attention.value_length"), head_k)
+    return int(n_layer) * int(n_ctx) * n_head_kv * (head_k + head_v) * 2  # 2 bytes per f16 value
+
+
+def _model_meta(ll, model, key: str) -> str:
+    buf = ctypes.create_string_buffer(256)
+    n = ll.llama_model_meta_val_str(model, key.encode("utf-8"), buf, len(buf))
+    return buf.value.decode("utf-8", "replace") if 0 <= n < len(buf) else ""
+
+
+def _meta_int(text: str, default: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        return default
+    return value if 0 < value <= 1 << 16 else default
 
 
 def pool_cells(n_ctx: int, max_sequences: int, bytes_per_cell: int, available: int | None) -> int:
     """Cells of the shared cache: room for every sequence's full context, within the budget."""
     budget = KV_POOL_BUDGET_BYTES if available is None else min(KV_POOL_BUDGET_BYTES, available // 4)
-    affordable = budget // max(1, bytes_per_cell)
+    affordable = budget // max(1, bytes_per_cell) // 256 * 256  # llama.cpp rounds a context up to 256
     return max(n_ctx, min(n_ctx * max_sequences, affordable))
 
 
