@@ -188,12 +188,34 @@ def test_runs_list_show_compare_delete(tmp_path, tiny_model, tiny_lora, referenc
     text = _cli("compare", "1", "2", "--db", str(db))
     assert text.returncode == 0 and "No tuned-model answer changed" in text.stdout
 
-    assert _cli("runs", "delete", "1", "--db", str(db)).returncode == 0
+    asked = _cli("runs", "delete", "1", "--db", str(db), stdin=subprocess.DEVNULL)  # no one to ask
+    assert asked.returncode == 1 and "add --yes" in asked.stderr
+    assert [r["id"] for r in json.loads(_cli("runs", "list", "--json", "--db", str(db)).stdout)] == [2, 1]
+    assert _cli("runs", "delete", "1", "--yes", "--db", str(db)).returncode == 0
     listed = json.loads(_cli("runs", "list", "--json", "--db", str(db)).stdout)
     assert [r["id"] for r in listed] == [2]
     missing = _cli("runs", "show", "1", "--db", str(db))
     assert missing.returncode != 0
     assert len(missing.stderr.strip().splitlines()) == 1 and "no audit run 1" in missing.stderr
+
+
+def test_runs_delete_asks_first_at_a_terminal(tmp_path, reference_db, monkeypatch, capsys):
+    from auditdesk.cli.main import main
+
+    db = tmp_path / "copy.db"
+    src = sqlite3.connect(f"file:{reference_db}?mode=ro", uri=True)
+    dst = sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    questions = []
+    monkeypatch.setattr("builtins.input", lambda q: questions.append(q) or "n")
+    assert main(["runs", "delete", "1", "--db", str(db)]) == 1
+    assert "cannot be undone" in questions[0] and "Nothing was deleted" in capsys.readouterr().out
+    monkeypatch.setattr("builtins.input", lambda q: "y")
+    assert main(["runs", "delete", "1", "--db", str(db)]) == 0
+    assert main(["runs", "show", "1", "--db", str(db)]) == 1
 
 
 def test_audit_refuses_bad_input_with_one_line(tmp_path, tiny_model):

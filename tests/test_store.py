@@ -135,3 +135,25 @@ def test_disk_full_raises_clear_error_and_leaves_no_partial_rows(store):
     store.conn.execute("PRAGMA max_page_count = 1073741823")
     unit = units[stored]
     assert store.record_answer(run_id, unit, Answer(key=unit["unit_key"], text=big))
+
+
+def test_a_run_another_live_process_is_running_is_not_deleted(store):
+    import socket
+    import subprocess
+    import sys
+
+    from auditdesk.core.runner.audit import RunNotResumable, delete_run
+
+    run_id = store.create_run(_run_fields(), _units(2), [])
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        store.set_status(run_id, "running", runner_pid=worker.pid, runner_host=socket.gethostname())
+        with pytest.raises(RunNotResumable, match=f"pid {worker.pid}.*cancel it there"):
+            delete_run(store, run_id)
+        assert store.get_run(run_id)["status"] == "running"
+    finally:
+        worker.kill()
+        worker.wait()
+    delete_run(store, run_id)  # the runner died: the run can go
+    with pytest.raises(RunNotFound):
+        store.get_run(run_id)

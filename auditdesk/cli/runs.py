@@ -37,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     delete = runs_sub.add_parser("delete", help="delete a run with all its answers and analyses")
     delete.add_argument("run_id", type=int, metavar="ID")
+    delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     _db_option(delete)
     delete.set_defaults(func=delete_command)
 
@@ -118,8 +119,24 @@ def resume_command(args) -> int:
 
 
 def delete_command(args) -> int:
+    from auditdesk.core.errors import AuditDeskError
+    from auditdesk.core.runner.audit import delete_run
+
     with _open(args, read_only=False) as store:
-        store.delete_run(args.run_id)
+        store.require_writable()
+        summary = store.run_summary(args.run_id)
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise AuditDeskError(
+                    f"Deleting run {args.run_id} cannot be undone; add --yes to delete it without being asked."
+                )
+            label = f" ({summary['label']})" if summary.get("label") else ""
+            reply = input(f"Delete audit run {args.run_id}{label}, {summary['status']}, with its "
+                          f"{summary['units_done']} answers and all analyses? This cannot be undone. [y/N] ")
+            if reply.strip().lower() not in ("y", "yes"):
+                print("Nothing was deleted.")
+                return 1
+        delete_run(store, args.run_id)
     print(f"Deleted audit run {args.run_id}.")
     return 0
 

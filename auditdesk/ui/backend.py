@@ -461,10 +461,11 @@ def list_runs(db_path: str) -> list[dict]:
 
 
 def delete_run(db_path: str, run_id: int) -> None:
+    from auditdesk.core.runner.audit import delete_run as delete
     from auditdesk.core.store.db import open_store
 
     with open_store(db_path) as store:
-        store.delete_run(run_id)
+        delete(store, run_id)
 
 
 def interrupted_run(db_path: str | Path) -> dict | None:

@@ -315,6 +315,17 @@ def _runner_alive(run: dict) -> bool:
         return True
 
 
+def delete_run(store: Store, run_id: int) -> None:
+    """Delete a run and everything stored for it, unless another process is still running it."""
+    run = store.get_run(run_id)
+    if run["status"] in ("running", "paused") and _runner_alive(run):
+        raise RunNotResumable(
+            f"Run {run_id} is being worked on by another AuditDesk process (pid {run['runner_pid']}); "
+            "cancel it there before deleting it."
+        )
+    store.delete_run(run_id)
+
+
 def execute(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
             cancel: CancelToken | None = None, engine_factory: EngineFactory | None = None) -> RunStats:
     """Run (or continue) a stored run to the end; raises RunCancelled when cancelled."""
