@@ -89,7 +89,7 @@ def execute_run(
         elapsed = time.monotonic() - started
         reporter.progress(ProgressEvent(
             stage=stage, done=done, total=len(units),
-            message=f"{unit['role']} model: {unit['pack_id']}/{unit['probe_id']}",
+            message=f"latest answer: {unit['role']} model, {unit['pack_id']}/{unit['probe_id']}",
             tokens_per_second=(stats.completion_tokens / elapsed) if elapsed > 0 else None,
             eta_seconds=eta.eta(done),
             extra={"run_id": run_id, "role": unit["role"], "probe_id": unit["probe_id"],

@@ -78,12 +78,12 @@ class RunPage(QWidget):
         self.status.setWordWrap(True)
         layout.addWidget(self.status)
 
-        latest = QGroupBox("Latest question")
+        latest = QGroupBox("A recently answered question")
         latest_layout = QVBoxLayout(latest)
         self.question = QLabel("—")
         self.question.setTextFormat(Qt.TextFormat.PlainText)  # the prompt may carry markup-like text
         self.question.setWordWrap(True)
-        self.question.setAccessibleName("Latest question")
+        self.question.setAccessibleName("Recently answered question")
         latest_layout.addWidget(self.question)
         answers = QHBoxLayout()
         self.base_answer = AnswerView("Latest base model answer")
@@ -201,7 +201,10 @@ class RunPage(QWidget):
             self.progress.setFormat("%p%")
             self.status.setText(event.message or f"{event.stage}…")
         if "live_question" in extra:
-            self.question.setText(extra["live_question"])
+            # The panel refreshes a few times a second, so it names its own probe
+            # rather than trusting the status line above to match it.
+            probe = f"{extra['live_probe']}: " if extra.get("live_probe") else ""
+            self.question.setText(probe + extra["live_question"])
             for role, view in (("base", self.base_answer), ("tuned", self.tuned_answer)):
                 if f"live_{role}" in extra:
                     view.set_answers([extra[f"live_{role}"]])
