@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Iterator, Sequence
 
 from auditdesk.core.engine.base import (
@@ -22,7 +23,12 @@ from auditdesk.core.engine.base import (
     ModelSpec,
     SamplingParams,
 )
-from auditdesk.core.progress import CancelToken
+from auditdesk.core.progress import Cancelled, CancelToken
+
+# Requests in flight at once. Servers batch concurrent requests (vLLM, llama-server
+# with several slots), so asking one at a time would leave a GPU server idle; a
+# server with fewer slots queues the rest, which counts against each answer's time limit.
+DEFAULT_CONCURRENCY = 8
 
 
 def _base_url(url: str) -> str:
@@ -36,18 +42,21 @@ def _base_url(url: str) -> str:
 
 
 class HttpEngine:
-    """Answers from a remote OpenAI-compatible completions endpoint, one request per answer."""
+    """Answers from a remote OpenAI-compatible completions endpoint, one request per answer,
+    up to `concurrency` requests in flight."""
 
     def __init__(self, url: str, *, spec: ModelSpec | None = None, model: str | None = None,
-                 api_key: str | None = None, timeout_s: float = 300.0) -> None:
+                 api_key: str | None = None, timeout_s: float = 300.0,
+                 concurrency: int = DEFAULT_CONCURRENCY) -> None:
         self.base_url = _base_url(url)
+        self.concurrency = max(1, int(concurrency))
         self.spec = spec
         self.model = model or (spec.label if spec and spec.label else None) or "default"
         self._api_key = api_key
         self._timeout = timeout_s
         # An empty ProxyHandler: the configured server is the only place we connect to.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self._info = EngineInfo(backend="http", model_path=self.base_url, notes=[
+        self._info = EngineInfo(backend="http", model_path=self.base_url, max_sequences=self.concurrency, notes=[
             "threads, context size and GPU layers are set on the server, not by AuditDesk."
         ])
 
@@ -74,46 +83,61 @@ class HttpEngine:
 
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams, *,
                  cancel: CancelToken | None = None) -> Iterator[Answer]:
-        """Yield one Answer per request, asking the server for each with its own seed."""
-        for req in requests:
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            body = {
-                "model": self.model,
-                "prompt": req.prompt,
-                "max_tokens": params.max_tokens,
-                "temperature": params.temperature,
-                "top_p": params.top_p,
-                "top_k": params.top_k,
-                "seed": req.seed,
-                "stop": list(params.stop),
-                "repeat_penalty": params.repeat_penalty,
-                "n": 1,
-            }
-            started = time.monotonic()
-            try:
-                reply = self._post("completions", body, timeout=params.time_limit_s)
-            except EngineError as exc:
-                if isinstance(exc.__cause__, (TimeoutError,)) or "timed out" in str(exc):
-                    yield Answer(key=req.key, text="", finish_reason="time", seconds=time.monotonic() - started,
-                                 error="the server did not answer within the time limit.")
-                    continue
+        """Yield one Answer per request as each arrives; each request carries its own seed."""
+        queue = list(reversed(requests))  # pop() takes them in the caller's order
+        if not queue:
+            return
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(queue)), thread_name_prefix="auditdesk-http")
+        running: set[Future] = set()
+        try:
+            while queue or running:
+                if cancel is not None and cancel.cancelled:
+                    raise Cancelled("cancelled by the user")
+                while queue and len(running) < self.concurrency:
+                    running.add(pool.submit(self._complete, queue.pop(), params))
+                finished, running = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    yield future.result()  # an EngineError ends the call; answers already given are kept
+        finally:
+            # Requests still on the wire finish in the background and are dropped.
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _complete(self, req: GenerationRequest, params: SamplingParams) -> Answer:
+        body = {
+            "model": self.model,
+            "prompt": req.prompt,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "top_k": params.top_k,
+            "seed": req.seed,
+            "stop": list(params.stop),
+            "repeat_penalty": params.repeat_penalty,
+            "n": 1,
+        }
+        started = time.monotonic()
+        try:
+            reply = self._post("completions", body, timeout=params.time_limit_s)
+        except EngineError as exc:
+            if not (isinstance(exc.__cause__, TimeoutError) or "timed out" in str(exc)):
                 raise
-            except TimeoutError:
-                yield Answer(key=req.key, text="", finish_reason="time", seconds=time.monotonic() - started,
-                             error="the server did not answer within the time limit.")
-                continue
-            choice = (reply.get("choices") or [{}])[0]
-            usage = reply.get("usage") or {}
-            finish = choice.get("finish_reason") or "stop"
-            yield Answer(
-                key=req.key,
-                text=choice.get("text") or "",
-                prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                completion_tokens=int(usage.get("completion_tokens") or 0),
-                finish_reason="length" if finish == "length" else "stop",
-                seconds=round(time.monotonic() - started, 4),
-            )
+            reply = None
+        except TimeoutError:
+            reply = None
+        if reply is None:
+            return Answer(key=req.key, text="", finish_reason="time", seconds=time.monotonic() - started,
+                          error="the server did not answer within the time limit.")
+        choice = (reply.get("choices") or [{}])[0]
+        usage = reply.get("usage") or {}
+        finish = choice.get("finish_reason") or "stop"
+        return Answer(
+            key=req.key,
+            text=choice.get("text") or "",
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            finish_reason="length" if finish == "length" else "stop",
+            seconds=round(time.monotonic() - started, 4),
+        )
 
     def loglikelihood(self, texts: Sequence[str]) -> list[tuple[float, int]]:
         """Score texts with `echo` + `logprobs` (servers that do not support it say so)."""
