@@ -26,33 +26,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tiny_model):
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "512", "--n_threads", "2", "--logits_all", "true"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/v1/models", timeout=1) as reply:
-                json.loads(reply.read())
-            break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start within 60 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+def server(llama_server, tiny_model):
+    return llama_server(tiny_model, "--logits_all", "true")
 
 
 def test_http_backend_answers_and_is_reproducible_by_seed(server, tiny_model):

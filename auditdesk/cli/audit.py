@@ -24,10 +24,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "`auditdesk runs resume ID`."
         ),
     )
-    parser.add_argument("--base", required=True, metavar="BASE.gguf", help="the base model file")
-    tuned = parser.add_mutually_exclusive_group(required=True)
-    tuned.add_argument("--tuned", metavar="TUNED.gguf", help="the vendor's fine-tuned model file")
+    parser.add_argument("--base", metavar="BASE.gguf",
+                        help="the base model file (with --base-server: the model's name on that server)")
+    tuned = parser.add_mutually_exclusive_group()
+    tuned.add_argument("--tuned", metavar="TUNED.gguf",
+                       help="the vendor's fine-tuned model file (with --tuned-server: its name on that server)")
     tuned.add_argument("--lora", metavar="ADAPTER.gguf", help="the vendor's LoRA adapter for the base model")
+    parser.add_argument("--base-server", metavar="URL",
+                        help="an OpenAI-compatible server (llama-server, vLLM, Ollama) that runs the base model")
+    parser.add_argument("--tuned-server", metavar="URL",
+                        help="an OpenAI-compatible server that runs the tuned model")
     parser.add_argument("--pack", action="append", required=True, metavar="PACK",
                         help="a bundled probe pack id or a pack file (repeat for several)")
     parser.add_argument("--samples", type=int, default=5, help="sampled answers per question and model (default 5)")
@@ -52,7 +58,8 @@ def run_audit_command(args: argparse.Namespace) -> int:
     from auditdesk.core.store import open_store
 
     config = AuditConfig(
-        base_model=args.base, tuned_model=args.tuned, lora_adapter=args.lora, packs=list(args.pack),
+        base_model=args.base or "", tuned_model=args.tuned, lora_adapter=args.lora, packs=list(args.pack),
+        base_server=args.base_server, tuned_server=args.tuned_server,
         samples=args.samples, max_tokens=args.max_tokens, seed=args.seed, threads=args.threads,
         gpu_layers=args.gpu_layers, n_ctx=args.n_ctx, temperature=args.temperature, label=args.label,
         prompt_format=args.prompt_format,

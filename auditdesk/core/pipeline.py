@@ -75,17 +75,7 @@ def run_info(store: Store, run_id: int) -> dict:
     """The run and model cards, the lineage verdict and the weight changes, for findings and report."""
     run = store.get_run(run_id)
     config = run.get("config") or {}
-    models: dict = {}
-    for role, column in (("base", "base_model_sha256"), ("tuned", "tuned_model_sha256"), ("adapter", "adapter_sha256")):
-        sha = run.get(column)
-        rows = store.query("SELECT * FROM models WHERE sha256 = ?", (sha,)) if sha else []
-        if rows:
-            row = rows[0]
-            card = json.loads(row["card_json"]) if row.get("card_json") else {}
-            models[role] = {**card, "sha256": sha, "path": row["path"], "file_name": row["file_name"],
-                            "size_bytes": row["size_bytes"]}
-    if "adapter" in models:  # the tuned model is the base plus this adapter
-        models["tuned"] = {**models.pop("adapter"), "kind": "LoRA adapter"}
+    models = store.model_cards(run)
     models.update(_lineage_and_weights(config))
     summary = store.run_summary(run_id)
     info = {
@@ -119,6 +109,14 @@ def _lineage_and_weights(config: dict) -> dict:
     tuned = config.get("tuned_model")
     other = adapter or tuned
     result: dict = {}
+    servers = [role for role in ("base", "tuned") if config.get(f"{role}_server")]
+    if servers:
+        which = " and ".join(f"the {role} model" for role in servers)
+        result["lineage"] = {
+            "verdict": f"Not checked: {which} ran on a server, so the weights could not be compared; "
+                       "the report identifies such a model only by its server and name.",
+            "severity": "warn", "plausibly_derived": None}
+        return result
     if not (base and other and Path(base).is_file() and Path(other).is_file()):
         return result
     try:

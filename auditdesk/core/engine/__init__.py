@@ -42,7 +42,14 @@ def open_engine(
     url: str | None = None,
     max_sequences: int = DEFAULT_MAX_SEQUENCES,
 ) -> Engine:
-    """Load the model described by `spec` with the chosen backend and return its engine."""
+    """Load the model described by `spec` with the chosen backend and return its engine.
+
+    A spec with a `server` always goes to that server (the HTTP backend).
+    """
+    if spec.server:
+        from auditdesk.core.engine.http import HttpEngine
+
+        return HttpEngine(url or spec.server, spec=spec, model=spec.path)
     if backend == "llama-worker":
         from auditdesk.core.engine.worker import LlamaWorkerEngine
 

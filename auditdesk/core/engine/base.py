@@ -40,6 +40,9 @@ class ModelSpec:
     n_gpu_layers: int = 0
     n_batch: int = 512
     label: str = ""  # "base" / "tuned" / "judge", for messages
+    # An OpenAI-compatible server that runs this model; `path` is then the model's
+    # name on that server, and threads, context and GPU layers are the server's.
+    server: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -31,7 +31,7 @@ from auditdesk.core.progress import Cancelled, CancelToken
 DEFAULT_CONCURRENCY = 8
 
 
-def _base_url(url: str) -> str:
+def server_address(url: str) -> str:
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in {"http", "https"} or not parsed.netloc:
         raise EngineError(f"'{url}' is not a server address; write it like http://127.0.0.1:8080.")
@@ -41,6 +41,39 @@ def _base_url(url: str) -> str:
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
 
 
+def list_server_models(url: str, *, timeout_s: float = 10.0) -> list[str]:
+    """The model names an OpenAI-compatible server offers (GET /v1/models)."""
+    base = server_address(url)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{base}/models", timeout=timeout_s) as response:
+            listing = json.loads(response.read(16 * 1024 * 1024))
+    except urllib.error.HTTPError as exc:
+        raise EngineError(f"the model server at {base} refused to list its models (HTTP {exc.code}).") from exc
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EngineError(f"could not reach the model server at {base} ({reason}); check that it is running.") from exc
+    except ValueError as exc:
+        raise EngineError(f"{base} answered, but not like an OpenAI-compatible model server.") from exc
+    data = listing.get("data") if isinstance(listing, dict) else None
+    return [str(entry["id"]) for entry in data or [] if isinstance(entry, dict) and entry.get("id")]
+
+
+def resolve_server_model(url: str, name: str | None) -> str:
+    """The model to ask for on a server: the one named, or the server's only model."""
+    base = server_address(url)
+    offered = list_server_models(url)
+    if name:
+        if offered and name not in offered:
+            raise EngineError(f"the model server at {base} has no model '{name}'; it offers: {', '.join(offered)}.")
+        return name
+    if len(offered) == 1:
+        return offered[0]
+    if not offered:
+        raise EngineError(f"the model server at {base} lists no models; name the model to use.")
+    raise EngineError(f"the model server at {base} offers several models ({', '.join(offered)}); name the one to use.")
+
+
 class HttpEngine:
     """Answers from a remote OpenAI-compatible completions endpoint, one request per answer,
     up to `concurrency` requests in flight."""
@@ -48,7 +81,7 @@ class HttpEngine:
     def __init__(self, url: str, *, spec: ModelSpec | None = None, model: str | None = None,
                  api_key: str | None = None, timeout_s: float = 300.0,
                  concurrency: int = DEFAULT_CONCURRENCY) -> None:
-        self.base_url = _base_url(url)
+        self.base_url = server_address(url)
         self.concurrency = max(1, int(concurrency))
         self.spec = spec
         self.model = model or (spec.label if spec and spec.label else None) or "default"

@@ -5,7 +5,6 @@ This is the only report module that knows the database; it never writes to it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from auditdesk.core.errors import AuditDeskError
@@ -29,20 +28,10 @@ def complete_from_store(store, run_id: int, findings: dict) -> dict:
     run = store.get_run(run_id)
     findings = dict(findings)
     models = dict(findings.get("models") or {})
-    shas = {"base": run.get("base_model_sha256"), "tuned": run.get("tuned_model_sha256") or run.get("adapter_sha256")}
-    for role, sha in shas.items():
+    for role, stored in store.model_cards(run).items():
         card = dict(models.get(role) or {})
-        if sha and not card.get("sha256"):
-            rows = store.query("SELECT * FROM models WHERE sha256 = ?", (sha,))
-            if rows:
-                stored = json.loads(rows[0].get("card_json") or "{}")
-                card = {**stored, **card}
-                card.setdefault("file_name", rows[0].get("file_name"))
-            card["sha256"] = sha
-        if card:
-            models[role] = card
-    if run.get("adapter_sha256") and "tuned" in models:
-        models["tuned"].setdefault("kind", "LoRA adapter")
+        if not card.get("sha256"):
+            models[role] = {**stored, **card}
     findings["models"] = models
     card = dict(findings.get("run") or {})
     summary = store.run_summary(run_id)

@@ -137,6 +137,17 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
+def _digest(model: dict) -> str:
+    """The model file's SHA-256, or why there is none (a model that ran on a server)."""
+    if model.get("server"):
+        return f"none: the model ran on the server {model['server']}"
+    return str(model.get("sha256") or "not recorded")
+
+
+def _identity(model: dict) -> str:
+    return _digest(model) if model.get("server") else f"SHA-256 {_digest(model)}"
+
+
 def _first(d: dict, *keys: str, default: Any = None) -> Any:
     for key in keys:
         if key in d and d[key] not in (None, ""):
@@ -354,8 +365,8 @@ class _Report:
         for role, word in (("base", "Base model"), ("tuned", "Tuned model")):
             m = self.model(role)
             rows.append((word, self.P(
-                f"{self.M(self.model_name(role), 200)}<br/><font name='{fonts.MONO}' size='7.2'>SHA-256 "
-                f"{self.M(m.get('sha256') or 'not recorded', 80)}</font>", "cell")))
+                f"{self.M(self.model_name(role), 200)}<br/><font name='{fonts.MONO}' size='7.2'>"
+                f"{self.M(_identity(m), 120)}</font>", "cell")))
         rows.append(("AuditDesk version", self.meta.tool_version or str(_dict(self.f.get("tool")).get("version", "–"))))
         out.append(self.kv_table(rows, 34 * mm))
         if self.meta.notes:
@@ -444,7 +455,7 @@ class _Report:
             if all(v is None for v in vals):
                 continue
             rows.append([self.P(name, "cellb")] + [self.T("–" if v is None else v, "cell", 300) for v in vals])
-        rows.append([self.P("SHA-256", "cellb")] + [self.T(m.get("sha256") or "not recorded", "mono", 80) for m in (base, tuned)])
+        rows.append([self.P("SHA-256", "cellb")] + [self.T(_digest(m), "mono", 120) for m in (base, tuned)])
         col = (self.width - 34 * mm) / 2
         out.append(self.table(rows, [34 * mm, col, col]))
         lin = self.lineage()
@@ -496,7 +507,7 @@ class _Report:
             ("Prompt format", " ".join([_prompt_format_text(r.get("prompt_format"))]
                                        + [str(n) for n in _list(r.get("notes")) if n])),
             ("Engine", self._engine_text(engine)),
-            ("GPU offload", self._gpu_text(_per_role(engine)[0][1] if _per_role(engine) else engine, r)),
+            ("GPU offload", self._gpu_text(engine, r)),
             ("Hardware", (", ".join(f"{k} {v}" for k, v in host.items()) if isinstance(host, dict) else str(host or "not recorded"))),
             ("Started / finished", f"{_first(r, 'started_at', 'started', 'start', default='–')}  /  {_first(r, 'finished_at', 'ended', 'end', default='–')}"),
             ("Answers collected", f"base {_int(answers.get('base'))}, tuned {_int(answers.get('tuned'))}; "
@@ -526,6 +537,13 @@ class _Report:
 
     @staticmethod
     def _gpu_text(engine: dict, run: dict) -> str:
+        roles = _per_role(engine)
+        on_server = [role for role, info in roles if info.get("backend") == "http"]
+        if on_server:
+            local = [(role, info) for role, info in roles if info.get("backend") != "http"]
+            text = "set on the model servers" if len(on_server) > 1 else f"set on the model server for the {on_server[0] or 'remote'} model"
+            return text + (f"; {local[0][0]}: {_Report._gpu_text(local[0][1], run)}" if local else "")
+        engine = roles[0][1] if roles else engine
         req = _first(engine, "n_gpu_layers_requested", default=_first(run, "n_gpu_layers", "gpu_layers"))
         used = _first(engine, "n_gpu_layers_used", default=None)
         if req is None and used is None:
@@ -955,7 +973,7 @@ class _Report:
                           "the same answers and the same statistics.", "body"))
         if command:
             out += [self.P("<b>Command</b>", "small"), self.T(command, "mono", 2000), self.spacer(4)]
-        digests = [(f"{w} SHA-256", self.T(self.model(r).get("sha256") or "not recorded", "mono", 80))
+        digests = [(f"{w} SHA-256", self.T(_digest(self.model(r)), "mono", 120))
                    for r, w in (("base", "Base model"), ("tuned", "Tuned model"))]
         out.append(self.kv_table(digests + [
             ("AuditDesk version", self.meta.tool_version or str(_dict(self.f.get("tool")).get("version", "–"))),

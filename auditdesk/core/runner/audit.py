@@ -54,13 +54,23 @@ class AuditConfig:
     backend: str = "llama-worker"
     label: str = ""
     prompt_format: str = "auto"  # auto (chat template when the base has one) | plain | chat
+    # OpenAI-compatible servers that run a model instead of a local file; the
+    # model field then holds the model's name there ("" until it is looked up).
+    base_server: str | None = None
+    tuned_server: str | None = None
 
     def validate(self) -> None:
-        if bool(self.tuned_model) == bool(self.lora_adapter):
+        if bool(self.tuned_model or self.tuned_server) == bool(self.lora_adapter):
             raise AuditDeskError("Give either a tuned model file or a LoRA adapter file (one of the two) to compare with the base model.")
-        for what, path in (("base model", self.base_model), ("tuned model", self.tuned_model),
-                           ("LoRA adapter", self.lora_adapter)):
-            if path and not Path(path).is_file():
+        if self.lora_adapter and self.base_server:
+            raise AuditDeskError("A LoRA adapter is applied to the base model file on this computer, so the base "
+                                 "model cannot run on a server; give the base model file instead.")
+        if not (self.base_model or self.base_server):
+            raise AuditDeskError("Give the base model file (or the server that runs it).")
+        for what, path, server in (("base model", self.base_model, self.base_server),
+                                   ("tuned model", self.tuned_model, self.tuned_server),
+                                   ("LoRA adapter", self.lora_adapter, None)):
+            if path and not server and not Path(path).is_file():
                 raise AuditDeskError(f"The {what} file {path} does not exist; check the path.")
         if self.samples < 1:
             raise AuditDeskError("The number of samples per question must be at least 1.")
@@ -86,13 +96,17 @@ class AuditConfig:
     def specs(self) -> dict[str, ModelSpec]:
         """The two models of the audit, as the engine loads them."""
         common = dict(n_ctx=self.n_ctx, n_threads=self.threads_or_default(), n_gpu_layers=self.gpu_layers)
-        base = ModelSpec(path=str(self.base_model), label="base", **common)
+        base = ModelSpec(path=str(self.base_model), label="base", server=self.base_server or None, **common)
         if self.lora_adapter:
             tuned = ModelSpec(path=str(self.base_model), lora_path=str(self.lora_adapter),
                               lora_scale=self.lora_scale, label="tuned", **common)
         else:
-            tuned = ModelSpec(path=str(self.tuned_model), label="tuned", **common)
+            tuned = ModelSpec(path=str(self.tuned_model), label="tuned", server=self.tuned_server or None, **common)
         return {"base": base, "tuned": tuned}
+
+    def server_for(self, role: str) -> str | None:
+        """The server that runs the base or tuned model, or None for a local file."""
+        return {"base": self.base_server, "tuned": self.tuned_server}.get(role) or None
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k,
@@ -105,6 +119,19 @@ def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict]:
 
     card = inspect_model(path)
     return str(card.sha256), card.to_dict()
+
+
+def server_fingerprint(server: str, name: str) -> tuple[str, dict]:
+    """An identity for a model on a server: its address and name (its weights cannot be hashed)."""
+    import hashlib
+
+    from auditdesk.core.engine.http import list_server_models, server_address
+
+    address = server_address(server)
+    offered = list_server_models(server)
+    digest = hashlib.sha256(f"{address}\n{name}".encode("utf-8")).hexdigest()
+    return f"server:{digest}", {"name": name, "server": address, "kind": "model on a server",
+                                 "models_offered": offered[:50]}
 
 
 def _uncached_sha256(path: str | os.PathLike) -> str:
@@ -182,9 +209,20 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
     config.validate()
     store.require_writable()
     # Absolute paths: a resume may start from another working folder.
-    for name in ("base_model", "tuned_model", "lora_adapter"):
-        if getattr(config, name):
+    for name, server in (("base_model", config.base_server), ("tuned_model", config.tuned_server),
+                         ("lora_adapter", None)):
+        if getattr(config, name) and not server:
             setattr(config, name, str(Path(getattr(config, name)).resolve()))
+    # A model on a server is asked for by name: the one given, or the server's only one.
+    from auditdesk.core.engine.http import resolve_server_model
+
+    try:
+        if config.base_server:
+            config.base_model = resolve_server_model(config.base_server, config.base_model or None)
+        if config.tuned_server:
+            config.tuned_model = resolve_server_model(config.tuned_server, config.tuned_model or None)
+    except EngineError as exc:
+        raise AuditDeskError(f"{str(exc)[:1].upper()}{str(exc)[1:]}") from exc
     if items is None:
         if not config.packs:
             raise AuditDeskError("Choose at least one probe pack for the audit (for example --pack quick).")
@@ -200,18 +238,29 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
     fingerprints = []
     for role, path, kind in (("base", config.base_model, "model"), ("tuned", config.tuned_model, "model"),
                              ("adapter", config.lora_adapter, "adapter")):
-        if path:
+        server = config.server_for(role)
+        if server:
+            fingerprints.append((role, path, kind, *server_fingerprint(server, path)))
+        elif path:
             fingerprints.append((role, path, kind, *model_fingerprint(path)))
     hashes: dict[str, str] = {}
     for role, path, kind, sha, card in fingerprints:
         hashes[role] = sha
-        store.add_model(sha256=sha, path=str(Path(path).resolve()), size_bytes=Path(path).stat().st_size,
-                        kind=kind, card=card)
+        if card.get("server"):
+            store.add_model(sha256=sha, path=card["server"], file_name=path, size_bytes=0, kind=kind, card=card)
+        else:
+            store.add_model(sha256=sha, path=str(Path(path).resolve()), size_bytes=Path(path).stat().st_size,
+                            kind=kind, card=card)
     for record in pack_records:
         store.add_pack(**record)
 
     base_card = next((card for role, _, _, _, card in fingerprints if role == "base"), None)
     prompts = choose_prompts(config, base_card, items)
+    if bool(config.base_server) != bool(config.tuned_server):
+        prompts.notes.append(
+            "one model ran on a server and the other on this computer: two engines sample differently, "
+            "so some differences may come from the engines, not the models; for a fair comparison run "
+            "both models the same way.")
     units = build_plan(items, samples=config.samples, run_seed=config.seed,
                        batch_size=config.batch_size, prompt_for=prompts.prompt_for)
     sampling = config.sampling().to_dict()
@@ -259,6 +308,10 @@ def choose_prompts(config: AuditConfig, base_card: dict | None, items: Sequence[
         chosen = choose_prompt_format(base_card, config.prompt_format)
     except ValueError as exc:
         raise AuditDeskError(str(exc)) from exc
+    if config.base_server and (config.prompt_format or "auto") != "plain":
+        return PromptChoice(PLAIN_FORMAT, PLAIN_STOP, notes=[
+            "the base model runs on a server, so its chat template could not be read; "
+            "both models were asked in the plain format."])
     if chosen == PLAIN_FORMAT:
         return PromptChoice(PLAIN_FORMAT, PLAIN_STOP)
     questions = sorted({item.text for item in items if item.scored_by != "likelihood"})
@@ -281,11 +334,12 @@ def check_models_unchanged(store: Store, run_id: int) -> None:
     """Refuse to go on when a model file is missing or differs from the run's start."""
     run = store.get_run(run_id)
     config = AuditConfig.from_dict(run["config"])
-    for what, path, expected in (("base model", config.base_model, run["base_model_sha256"]),
-                                 ("tuned model", config.tuned_model, run["tuned_model_sha256"]),
-                                 ("LoRA adapter", config.lora_adapter, run["adapter_sha256"])):
-        if not path:
-            continue
+    for what, path, expected, server in (
+            ("base model", config.base_model, run["base_model_sha256"], config.base_server),
+            ("tuned model", config.tuned_model, run["tuned_model_sha256"], config.tuned_server),
+            ("LoRA adapter", config.lora_adapter, run["adapter_sha256"], None)):
+        if not path or server:
+            continue  # a model on a server is asked for by name; its weights cannot be checked
         if not Path(path).is_file():
             raise ModelChanged(f"The {what} file {path} used by run {run_id} is missing; put it back to resume the run.")
         if _uncached_sha256(path) != expected:

@@ -147,16 +147,34 @@ class Store:
     # -- models and packs ---------------------------------------------------
 
     def add_model(self, *, sha256: str, path: str, size_bytes: int, kind: str,
-                  card: dict | None = None) -> None:
+                  card: dict | None = None, file_name: str | None = None) -> None:
         """Record a model file (once per content hash; the latest path is kept)."""
         with self.transaction() as conn:
             conn.execute(
                 "INSERT INTO models (sha256, path, file_name, size_bytes, kind, card_json, first_seen) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO UPDATE SET path = excluded.path, "
                 "card_json = COALESCE(excluded.card_json, models.card_json)",
-                (sha256, path, Path(path).name, size_bytes, kind,
+                (sha256, path, file_name or Path(path).name, size_bytes, kind,
                  json.dumps(card, sort_keys=True) if card else None, utc_now()),
             )
+
+    def model_cards(self, run: dict) -> dict:
+        """The base and tuned model cards recorded for a run (cheap: no model file is read)."""
+        models: dict = {}
+        for role, column in (("base", "base_model_sha256"), ("tuned", "tuned_model_sha256"),
+                             ("adapter", "adapter_sha256")):
+            sha = run.get(column)
+            rows = self.query("SELECT * FROM models WHERE sha256 = ?", (sha,)) if sha else []
+            if rows:
+                row = rows[0]
+                card = json.loads(row["card_json"]) if row.get("card_json") else {}
+                models[role] = {**card, "sha256": sha, "path": row["path"], "file_name": row["file_name"],
+                                "size_bytes": row["size_bytes"]}
+                if card.get("server"):  # no file here: the model is known by its name on the server
+                    models[role]["file_name"] = "none: the model ran on a server"
+        if "adapter" in models:  # the tuned model is the base plus this adapter
+            models["tuned"] = {**models.pop("adapter"), "kind": "LoRA adapter"}
+        return models
 
     def add_pack(self, *, content_hash: str, pack_id: str, version: str,
                  title: str = "", source: str = "") -> None:
