@@ -7,6 +7,7 @@ promises (plain-text answers, inline pack errors, settings, shortcuts).
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
@@ -63,9 +64,18 @@ def _child_pids() -> list[int]:
                 fields = handle.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == me and fields[0] != "Z":
+        if int(fields[1]) == me and fields[0] != "Z" and not _is_test_server(entry):
             children.append(int(entry))
     return children
+
+
+def _is_test_server(pid: str) -> bool:
+    """The llama_cpp.server processes the `llama_server` fixture runs for a whole module."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return b"llama_cpp.server" in handle.read()
+    except OSError:
+        return False
 
 
 def _python_threads() -> set[threading.Thread]:
@@ -231,6 +241,40 @@ def test_whole_flow_on_tiny_models_keeps_heavy_work_off_the_gui_thread(
     for label in ("inspect", "hashing", "model load", "export"):
         assert heavy_call_threads.get(label), f"{label} was never called"
         assert main not in heavy_call_threads[label], f"{label} ran on the GUI thread"
+
+
+def test_models_on_servers_are_audited_from_the_window(qtbot, window, llama_server, tiny_model, tiny_lora, tiny_pack):
+    base_url = llama_server(tiny_model)
+    tuned_url = llama_server(tiny_model, "--lora_path", str(tiny_lora))
+    win = window
+    page = win.pages["models"]
+    page.server_check.setChecked(True)
+    assert page.server_box.isVisibleTo(win) and not page.base_button.isEnabled()
+    page.server_edits["base"][0].setText(base_url)
+    page.server_edits["tuned"][0].setText(tuned_url)
+    page.server_edits["tuned"][1].setText("no-such-model")
+    from auditdesk.ui.widgets.common import SHOWN_ERRORS
+
+    qtbot.mouseClick(page.servers_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(SHOWN_ERRORS), timeout=30_000)
+    assert "no model 'no-such-model'" in " ".join(map(str, SHOWN_ERRORS[-1])) and not win.session.models_ready
+    SHOWN_ERRORS.clear()
+    page.server_edits["tuned"][1].setText("")  # the server's only model
+    qtbot.mouseClick(page.servers_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.session.models_ready, timeout=30_000)
+    assert page.tuned_card.values["Kind"].text() == "model on a server"
+    assert page.lineage_label.text().startswith("Not checked")
+    _choose_pack(qtbot, win)
+    assert win.go("run")
+    assert f"on {base_url}" in win.pages["run"].summary.text()
+    qtbot.mouseClick(win.pages["run"].start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.session.run_status == "completed", timeout=180_000)
+    rows = _db_rows(win.session.db_path, "SELECT role, count(*) FROM answers WHERE run_id = ? GROUP BY role",
+                    (win.session.run_id,))
+    assert dict(rows) == {"base": 6, "tuned": 6}
+    engine = json.loads(_db_rows(win.session.db_path, "SELECT engine_info_json FROM runs WHERE id = ?",
+                                 (win.session.run_id,))[0][0])
+    assert engine["base"]["backend"] == engine["tuned"]["backend"] == "http"
 
 
 def test_cancel_mid_run_then_resume(qtbot, window, tiny_model, tiny_lora, tiny_pack):

@@ -64,6 +64,24 @@ def inspect_pair(base: str, tuned: str, tuned_is_adapter: bool, *, reporter: Pro
     return result
 
 
+def inspect_servers(base_server: str, base_name: str, tuned_server: str, tuned_name: str) -> dict:
+    """Cards for two models on OpenAI-compatible servers: the names they answer to, nothing more."""
+    from auditdesk.core.engine.http import resolve_server_model
+    from auditdesk.core.runner.audit import server_fingerprint
+
+    result: dict = {"weights": {"kind": "server", "layers": [], "note": "The weights of a model on a server cannot be read."}}
+    for role, server, name in (("base", base_server, base_name), ("tuned", tuned_server, tuned_name)):
+        resolved = resolve_server_model(server, name.strip() or None)
+        _, card = server_fingerprint(server, resolved)
+        card["warnings"] = [f"Runs on {card['server']}; its file cannot be hashed or inspected from here."]
+        result[f"{role}_card"] = card
+        result[f"{role}_name"] = resolved
+    result["lineage"] = {"verdict": "not checked", "summary": (
+        "Not checked: the models run on servers, so their weights cannot be compared. The report "
+        "identifies them by server and name.")}
+    return result
+
+
 class _Relabel:
     def __init__(self, reporter: ProgressReporter | None, message: str) -> None:
         self._reporter = reporter
@@ -252,6 +270,7 @@ def audit_config(models: dict, engine: dict, probes: dict) -> Any:
     tuned, adapter = (None, models["tuned"]) if models["tuned_is_adapter"] else (models["tuned"], None)
     return AuditConfig(base_model=str(models["base"]), tuned_model=tuned and str(tuned),
                        lora_adapter=adapter and str(adapter), packs=list(probes["packs"]),
+                       base_server=models.get("base_server"), tuned_server=models.get("tuned_server"),
                        samples=int(probes["samples"]), max_tokens=int(probes["max_tokens"]),
                        seed=int(probes["seed"]), threads=int(engine["threads"]) or None,
                        gpu_layers=int(engine["gpu_layers"]), n_ctx=int(engine["n_ctx"]))

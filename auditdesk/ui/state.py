@@ -16,9 +16,11 @@ from PySide6.QtCore import QObject, Signal
 class ModelChoice:
     """The two models of the audit and what inspecting them found."""
 
-    base: Path | None = None
+    base: Path | None = None  # with a server: the model's name there
     tuned: Path | None = None
     tuned_is_adapter: bool = False
+    base_server: str | None = None  # an OpenAI-compatible server that runs the model
+    tuned_server: str | None = None
     base_card: dict | None = None
     tuned_card: dict | None = None
     lineage: dict | None = None
@@ -68,11 +70,14 @@ class AuditSession(QObject):
         self.measured_tokens_per_second: float | None = None
 
     # -- models ------------------------------------------------------------
-    def set_models(self, base: Path | None, tuned: Path | None, tuned_is_adapter: bool) -> None:
-        changed = (base, tuned, tuned_is_adapter) != (self.models.base, self.models.tuned, self.models.tuned_is_adapter)
-        if not changed:
+    def set_models(self, base: Path | None, tuned: Path | None, tuned_is_adapter: bool,
+                   base_server: str | None = None, tuned_server: str | None = None) -> None:
+        m = self.models
+        wanted = (base, tuned, tuned_is_adapter, base_server, tuned_server)
+        if wanted == (m.base, m.tuned, m.tuned_is_adapter, m.base_server, m.tuned_server):
             return
-        self.models = ModelChoice(base=base, tuned=tuned, tuned_is_adapter=tuned_is_adapter)
+        self.models = ModelChoice(base=base, tuned=tuned, tuned_is_adapter=tuned_is_adapter,
+                                  base_server=base_server, tuned_server=tuned_server)
         self.models_changed.emit()
 
     def set_inspection(self, result: dict) -> None:

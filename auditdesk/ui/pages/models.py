@@ -35,10 +35,11 @@ CARD_FIELDS = [
     ("Name", lambda c: c.get("name") or c.get("file_name")),
     ("Kind", lambda c: c.get("kind")),
     ("Architecture", lambda c: c.get("architecture")),
-    ("Size", lambda c: _size(c)),
+    ("Size", lambda c: None if c.get("server") else _size(c)),
     ("Quantisation", lambda c: c.get("quantisation") or c.get("file_type")),
     ("Context length", lambda c: c.get("context_length")),
-    ("Chat template", lambda c: ("yes — " + str(c.get("chat_template_sha256"))[:12]) if c.get("chat_template_present") else "none"),
+    ("Chat template", lambda c: "not readable on a server" if c.get("server") else
+     ("yes — " + str(c.get("chat_template_sha256"))[:12]) if c.get("chat_template_present") else "none"),
     ("SHA-256", lambda c: c.get("sha256")),
 ]
 
@@ -120,7 +121,8 @@ class ModelsPage(QScrollArea):
         layout.addWidget(section_label("Step 1 — Which models are compared?"))
         layout.addWidget(help_label(
             "Choose the vendor's base model and the fine-tuned model they delivered (GGUF files), "
-            "or drop the files onto the cards below. AuditDesk reads and fingerprints both files; nothing leaves this computer."))
+            "or drop the files onto the cards below. AuditDesk reads and fingerprints both files; nothing leaves this "
+            "computer unless you choose models that run on a server."))
 
         grid = QGridLayout()
         self.base_edit = QLineEdit()
@@ -157,6 +159,36 @@ class ModelsPage(QScrollArea):
         self.demo_button.clicked.connect(self.use_demo_models)
         row.addWidget(self.demo_button)
         layout.addLayout(row)
+
+        self.server_check = QCheckBox("The models run on a &server (for models too big for this computer)")
+        self.server_check.toggled.connect(self._server_toggled)
+        layout.addWidget(self.server_check)
+        self.server_box = QGroupBox("Model servers (OpenAI-compatible: llama-server, vLLM, Ollama)")
+        servers = QGridLayout(self.server_box)
+        self.server_edits: dict[str, tuple[QLineEdit, QLineEdit]] = {}
+        for row_no, (role, word) in enumerate((("base", "Base"), ("tuned", "Tuned"))):
+            address = QLineEdit()
+            address.setPlaceholderText("http://gpu-box:8080")
+            address.setAccessibleName(f"{word} model server address")
+            name = QLineEdit()
+            name.setPlaceholderText("the server's only model")
+            name.setAccessibleName(f"{word} model name on the server")
+            label = QLabel(f"{word} model server:")
+            label.setBuddy(address)
+            servers.addWidget(label, row_no, 0)
+            servers.addWidget(address, row_no, 1)
+            servers.addWidget(QLabel("model name:"), row_no, 2)
+            servers.addWidget(name, row_no, 3)
+            self.server_edits[role] = (address, name)
+        self.servers_button = QPushButton("C&heck the servers")
+        self.servers_button.clicked.connect(self.check_servers)
+        servers.addWidget(self.servers_button, 2, 3)
+        servers.addWidget(help_label(
+            "AuditDesk connects only to these addresses. A model on a server cannot be hashed or compared "
+            "with its base, and the report says so. Both models are asked in the plain question/answer format."),
+            3, 0, 1, 4)
+        self.server_box.setVisible(False)
+        layout.addWidget(self.server_box)
 
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Inspection progress")
@@ -230,6 +262,9 @@ class ModelsPage(QScrollArea):
         from auditdesk.ui.app import settings
 
         s = settings()
+        for role, (address, name) in self.server_edits.items():
+            address.setText(str(s.value(f"servers/{role}", "")))
+            name.setText(str(s.value(f"servers/{role}_name", "")))
         self.threads_spin.setValue(int(s.value("engine/threads", 0)))
         self.ctx_spin.setValue(int(s.value("engine/n_ctx", 2048)))
         self.gpu_spin.setValue(int(s.value("engine/gpu_layers", 0)))
@@ -239,6 +274,9 @@ class ModelsPage(QScrollArea):
         from auditdesk.ui.app import settings
 
         s = settings()
+        for role, (address, name) in self.server_edits.items():
+            s.setValue(f"servers/{role}", address.text().strip())
+            s.setValue(f"servers/{role}_name", name.text().strip())
         s.setValue("engine/threads", self.threads_spin.value())
         s.setValue("engine/n_ctx", self.ctx_spin.value())
         s.setValue("engine/gpu_layers", self.gpu_spin.value())
@@ -284,6 +322,42 @@ class ModelsPage(QScrollArea):
         path = self._dialog("Choose the tuned model or LoRA adapter")
         if path:
             self.set_paths(tuned=path)
+
+    def _server_toggled(self, checked: bool) -> None:
+        self.server_box.setVisible(checked)
+        for widget in (self.base_edit, self.tuned_edit, self.base_button, self.tuned_button,
+                       self.adapter_check, self.demo_button):
+            widget.setEnabled(not checked)
+        m = self.session.models
+        if checked != bool(m.base_server):  # files and servers are never mixed in the window
+            self.session.set_models(None, None, False)
+        if checked:
+            self.server_edits["base"][0].setFocus()
+
+    def check_servers(self) -> None:
+        base, base_name = (e.text().strip() for e in self.server_edits["base"])
+        tuned, tuned_name = (e.text().strip() for e in self.server_edits["tuned"])
+        if not (base and tuned):
+            self.progress_label.setText("Give the address of the server for each model (it may be the same server "
+                                        "with two model names).")
+            return
+        self.save_settings()
+        self.servers_button.setEnabled(False)
+        self._busy("Asking the servers which models they run…", 0)
+        task = Task("servers", backend.inspect_servers, base, base_name, tuned, tuned_name)
+        task.result.connect(lambda result: self._servers_checked(base, tuned, result))
+        task.error.connect(lambda exc, tb: (self._idle(), show_error(self, "Could not use a model server", exc, tb)))
+        task.finished.connect(lambda: self.servers_button.setEnabled(True))
+        self.window_.tasks.start(task)
+
+    def _servers_checked(self, base: str, tuned: str, result: dict) -> None:
+        self._idle()
+        if not self.server_check.isChecked():
+            return  # the user went back to files meanwhile
+        self.session.set_models(Path(result["base_name"]), Path(result["tuned_name"]), False,
+                                base_server=base, tuned_server=tuned)
+        self.session.set_inspection(result)
+        self.window_.statusBar().showMessage("Both servers answered. Next: choose the probe packs (Ctrl+2).", 8000)
 
     def _adapter_toggled(self, checked: bool) -> None:
         m = self.session.models

@@ -111,8 +111,11 @@ class RunPage(QWidget):
         m = s.models
         if m.chosen:
             tuned = f"{m.tuned.name} (LoRA adapter on the base)" if m.tuned_is_adapter else m.tuned.name
+            base = m.base.name
+            if m.base_server:
+                base, tuned = f"{m.base} on {m.base_server}", f"{m.tuned} on {m.tuned_server}"
             self.summary.setText(
-                f"Base: {m.base.name}   •   Tuned: {tuned}\n"
+                f"Base: {base}   •   Tuned: {tuned}\n"
                 f"Packs: {', '.join(s.probes.packs) or 'none'}   •   {s.probes.samples} samples per question, "
                 f"up to {s.probes.max_tokens} tokens each, seed {s.probes.seed}.")
         running = self.running
@@ -132,7 +135,8 @@ class RunPage(QWidget):
         s = self.session
         try:
             config = backend.audit_config(
-                {"base": s.models.base, "tuned": s.models.tuned, "tuned_is_adapter": s.models.tuned_is_adapter},
+                {"base": s.models.base, "tuned": s.models.tuned, "tuned_is_adapter": s.models.tuned_is_adapter,
+                 "base_server": s.models.base_server, "tuned_server": s.models.tuned_server},
                 vars(s.engine), vars(s.probes))
         except Exception as exc:  # noqa: BLE001 - a missing runner is shown, not raised
             show_error(self, "Cannot start the audit", exc)
