@@ -87,7 +87,7 @@ def test_server_problems_are_refused_before_anything_is_stored(tmp_path, servers
         (dict(base_model="", base_server=base_url, lora_adapter=str(tiny_lora)),
          "the base model cannot run on a server"),
         (dict(base_model="", base_server="http://127.0.0.1:9", tuned_model=str(tiny_model)),
-         "Could not reach the model server at http://127.0.0.1:9/v1"),
+         "could not reach the model server at http://127.0.0.1:9/v1"),
     ]
     with open_store(tmp_path / "refused.db") as store:
         for fields, message in cases:

@@ -66,13 +66,11 @@ def inspect_pair(base: str, tuned: str, tuned_is_adapter: bool, *, reporter: Pro
 
 def inspect_servers(base_server: str, base_name: str, tuned_server: str, tuned_name: str) -> dict:
     """Cards for two models on OpenAI-compatible servers: the names they answer to, nothing more."""
-    from auditdesk.core.engine.http import resolve_server_model
     from auditdesk.core.runner.audit import server_fingerprint
 
     result: dict = {"weights": {"kind": "server", "layers": [], "note": "The weights of a model on a server cannot be read."}}
     for role, server, name in (("base", base_server, base_name), ("tuned", tuned_server, tuned_name)):
-        resolved = resolve_server_model(server, name.strip() or None)
-        _, card = server_fingerprint(server, resolved)
+        resolved, _, card = server_fingerprint(server, name.strip() or None)
         card["warnings"] = [f"Runs on {card['server']}; its file cannot be hashed or inspected from here."]
         result[f"{role}_card"] = card
         result[f"{role}_name"] = resolved

@@ -41,34 +41,40 @@ def server_address(url: str) -> str:
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
 
 
-def list_server_models(url: str, *, timeout_s: float = 10.0) -> list[str]:
-    """The model names an OpenAI-compatible server offers (GET /v1/models)."""
-    base = server_address(url)
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+# No proxy handler entries: the configured server is the only place we connect to.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _fetch_json(request: urllib.request.Request | str, base: str, timeout: float) -> dict:
+    """One request to the server at `base`; its failures in words (a timeout is left to the caller)."""
     try:
-        with opener.open(f"{base}/models", timeout=timeout_s) as response:
-            listing = json.loads(response.read(16 * 1024 * 1024))
+        with _OPENER.open(request, timeout=timeout) as response:
+            return json.loads(response.read(64 * 1024 * 1024))
     except urllib.error.HTTPError as exc:
-        raise EngineError(f"the model server at {base} refused to list its models (HTTP {exc.code}).") from exc
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+        detail = exc.read(2000).decode("utf-8", "replace")
+        raise EngineError(f"the model server at {base} refused the request (HTTP {exc.code}): {detail[:300]}") from exc
+    except (urllib.error.URLError, ConnectionError) as exc:
         reason = getattr(exc, "reason", exc)
         raise EngineError(f"could not reach the model server at {base} ({reason}); check that it is running.") from exc
     except ValueError as exc:
         raise EngineError(f"{base} answered, but not like an OpenAI-compatible model server.") from exc
-    data = listing.get("data") if isinstance(listing, dict) else None
-    return [str(entry["id"]) for entry in data or [] if isinstance(entry, dict) and entry.get("id")]
 
 
-def resolve_server_model(url: str, name: str | None) -> str:
-    """The model to ask for on a server: the one named, or the server's only model."""
+def resolve_server_model(url: str, name: str | None) -> tuple[str, list[str]]:
+    """The model to ask for on a server (the one named, or the server's only model) and all it offers."""
     base = server_address(url)
-    offered = list_server_models(url)
+    try:
+        listing = _fetch_json(f"{base}/models", base, timeout=10.0)
+    except TimeoutError as exc:
+        raise EngineError(f"the model server at {base} did not answer within 10 s; check that it is running.") from exc
+    data = listing.get("data") if isinstance(listing, dict) else None
+    offered = [str(entry["id"]) for entry in data or [] if isinstance(entry, dict) and entry.get("id")]
     if name:
         if offered and name not in offered:
             raise EngineError(f"the model server at {base} has no model '{name}'; it offers: {', '.join(offered)}.")
-        return name
+        return name, offered
     if len(offered) == 1:
-        return offered[0]
+        return offered[0], offered
     if not offered:
         raise EngineError(f"the model server at {base} lists no models; name the model to use.")
     raise EngineError(f"the model server at {base} offers several models ({', '.join(offered)}); name the one to use.")
@@ -87,8 +93,6 @@ class HttpEngine:
         self.model = model or (spec.label if spec and spec.label else None) or "default"
         self._api_key = api_key
         self._timeout = timeout_s
-        # An empty ProxyHandler: the configured server is the only place we connect to.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
         self._info = EngineInfo(backend="http", model_path=self.base_url, max_sequences=self.concurrency, notes=[
             "threads, context size and GPU layers are set on the server, not by AuditDesk."
         ])
@@ -104,15 +108,7 @@ class HttpEngine:
         )
         if self._api_key:
             request.add_header("Authorization", f"Bearer {self._api_key}")
-        try:
-            with self._opener.open(request, timeout=timeout) as response:
-                return json.loads(response.read(64 * 1024 * 1024))
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace")
-            raise EngineError(f"the model server at {self.base_url} refused the request (HTTP {exc.code}): {detail[:300]}") from exc
-        except (urllib.error.URLError, ConnectionError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise EngineError(f"could not reach the model server at {self.base_url} ({reason}); check that it is running.") from exc
+        return _fetch_json(request, self.base_url, timeout)
 
     def generate(self, requests: Sequence[GenerationRequest], params: SamplingParams, *,
                  cancel: CancelToken | None = None) -> Iterator[Answer]:

@@ -121,17 +121,18 @@ def model_fingerprint(path: str | os.PathLike) -> tuple[str, dict]:
     return str(card.sha256), card.to_dict()
 
 
-def server_fingerprint(server: str, name: str) -> tuple[str, dict]:
-    """An identity for a model on a server: its address and name (its weights cannot be hashed)."""
+def server_fingerprint(server: str, name: str | None) -> tuple[str, str, dict]:
+    """A model on a server: its name there (the server's only model when none is given), an
+    identity made of address and name (its weights cannot be hashed), and its card."""
     import hashlib
 
-    from auditdesk.core.engine.http import list_server_models, server_address
+    from auditdesk.core.engine.http import resolve_server_model, server_address
 
     address = server_address(server)
-    offered = list_server_models(server)
-    digest = hashlib.sha256(f"{address}\n{name}".encode("utf-8")).hexdigest()
-    return f"server:{digest}", {"name": name, "server": address, "kind": "model on a server",
-                                 "models_offered": offered[:50]}
+    resolved, offered = resolve_server_model(server, name or None)
+    digest = hashlib.sha256(f"{address}\n{resolved}".encode("utf-8")).hexdigest()
+    return resolved, f"server:{digest}", {"name": resolved, "server": address, "kind": "model on a server",
+                                          "models_offered": offered[:50]}
 
 
 def _uncached_sha256(path: str | os.PathLike) -> str:
@@ -213,16 +214,6 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
                          ("lora_adapter", None)):
         if getattr(config, name) and not server:
             setattr(config, name, str(Path(getattr(config, name)).resolve()))
-    # A model on a server is asked for by name: the one given, or the server's only one.
-    from auditdesk.core.engine.http import resolve_server_model
-
-    try:
-        if config.base_server:
-            config.base_model = resolve_server_model(config.base_server, config.base_model or None)
-        if config.tuned_server:
-            config.tuned_model = resolve_server_model(config.tuned_server, config.tuned_model or None)
-    except EngineError as exc:
-        raise AuditDeskError(f"{str(exc)[:1].upper()}{str(exc)[1:]}") from exc
     if items is None:
         if not config.packs:
             raise AuditDeskError("Choose at least one probe pack for the audit (for example --pack quick).")
@@ -239,8 +230,10 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
     for role, path, kind in (("base", config.base_model, "model"), ("tuned", config.tuned_model, "model"),
                              ("adapter", config.lora_adapter, "adapter")):
         server = config.server_for(role)
-        if server:
-            fingerprints.append((role, path, kind, *server_fingerprint(server, path)))
+        if server:  # asked for by name: the one given, or the server's only model
+            path, sha, card = server_fingerprint(server, path)
+            setattr(config, f"{role}_model", path)
+            fingerprints.append((role, path, kind, sha, card))
         elif path:
             fingerprints.append((role, path, kind, *model_fingerprint(path)))
     hashes: dict[str, str] = {}
