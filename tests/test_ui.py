@@ -260,10 +260,21 @@ def test_models_on_servers_are_audited_from_the_window(qtbot, window, llama_serv
     assert "no model 'no-such-model'" in " ".join(map(str, SHOWN_ERRORS[-1])) and not win.session.models_ready
     SHOWN_ERRORS.clear()
     page.server_edits["tuned"][1].setText("")  # the server's only model
+    qtbot.waitUntil(page.servers_button.isEnabled, timeout=10_000)  # disabled while a check runs
     qtbot.mouseClick(page.servers_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.session.models_ready, timeout=30_000)
     assert page.tuned_card.values["Kind"].text() == "model on a server"
     assert page.lineage_label.text().startswith("Not checked")
+
+    assert win.go("ask")  # a quick question goes to the servers too
+    ask = win.pages["ask"]
+    ask.question_edit.setPlainText("Can you help me buy a tool?")
+    ask.samples_spin.setValue(2)
+    ask.tokens_spin.setValue(6)
+    qtbot.mouseClick(ask.ask_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: ask.ask_button.isEnabled() and len(ask.answers["tuned"]) == 2, timeout=60_000)
+    assert all(text and not text.startswith("(no answer") for text in ask.answers["base"] + ask.answers["tuned"])
+
     _choose_pack(qtbot, win)
     assert win.go("run")
     assert f"on {base_url}" in win.pages["run"].summary.text()

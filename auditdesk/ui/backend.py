@@ -604,11 +604,12 @@ def ask_both(models: dict, engine: dict, question: str, samples: int, max_tokens
         prompt = f"Question: {question}\nAnswer:"
     threads = int(engine.get("threads") or 0) or physical_cores()
     common = dict(n_ctx=int(engine.get("n_ctx", 2048)), n_threads=threads, n_gpu_layers=int(engine.get("gpu_layers", 0)))
-    specs = {"base": ModelSpec(path=str(models["base"]), label="base", **common)}
+    specs = {"base": ModelSpec(path=str(models["base"]), label="base", server=models.get("base_server"), **common)}
     if models["tuned_is_adapter"]:
         specs["tuned"] = ModelSpec(path=str(models["base"]), lora_path=str(models["tuned"]), label="tuned", **common)
     else:
-        specs["tuned"] = ModelSpec(path=str(models["tuned"]), label="tuned", **common)
+        specs["tuned"] = ModelSpec(path=str(models["tuned"]), label="tuned", server=models.get("tuned_server"),
+                                   **common)
     params = SamplingParams(max_tokens=int(max_tokens))
     answers: dict[str, list[str]] = {"base": [], "tuned": []}
     total = 2 * samples

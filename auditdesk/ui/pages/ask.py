@@ -144,7 +144,8 @@ class AskPage(QWidget):
         self.base_view.set_answers([])
         self.tuned_view.set_answers([])
         self.status.setText("Loading the base model and sampling its answers…")
-        models = {"base": m.base, "tuned": m.tuned, "tuned_is_adapter": m.tuned_is_adapter}
+        models = {"base": m.base, "tuned": m.tuned, "tuned_is_adapter": m.tuned_is_adapter,
+                  "base_server": m.base_server, "tuned_server": m.tuned_server}
         task = Task("ask", backend.ask_both, models, vars(self.session.engine), question, self.samples_spin.value(),
                     self.tokens_spin.value(), cancel=CancelToken())
         task.progress.connect(self._on_progress)
