@@ -54,6 +54,16 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
                           text=True, timeout=300, **kwargs)
 
 
+def _copy_db(source: Path, db: Path) -> Path:
+    """A writable copy of a finished audit database (SQLite's online backup)."""
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    dst = sqlite3.connect(db)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return db
+
+
 def _audit_args(tiny_model, tiny_lora, pack, db):
     return ["audit", "--base", str(tiny_model), "--lora", str(tiny_lora), "--pack", str(pack),
             "--samples", str(SAMPLES), "--max-tokens", "24", "--seed", "3", "--threads", "2",
@@ -168,12 +178,7 @@ def test_kill_9_mid_run_then_resume_gives_the_uninterrupted_answers(tmp_path, ti
 
 
 def test_runs_list_show_compare_delete(tmp_path, tiny_model, tiny_lora, reference_db):
-    db = tmp_path / "two.db"
-    src = sqlite3.connect(f"file:{reference_db}?mode=ro", uri=True)
-    dst = sqlite3.connect(db)
-    src.backup(dst)
-    src.close()
-    dst.close()
+    db = _copy_db(reference_db, tmp_path / "two.db")
     second = _cli(*_audit_args(tiny_model, tiny_lora, _pack(tmp_path), db))
     assert second.returncode == 0, second.stderr
     assert second.stdout.strip().splitlines()[-1] == "2"
@@ -202,12 +207,7 @@ def test_runs_list_show_compare_delete(tmp_path, tiny_model, tiny_lora, referenc
 def test_runs_delete_asks_first_at_a_terminal(tmp_path, reference_db, monkeypatch, capsys):
     from auditdesk.cli.main import main
 
-    db = tmp_path / "copy.db"
-    src = sqlite3.connect(f"file:{reference_db}?mode=ro", uri=True)
-    dst = sqlite3.connect(db)
-    src.backup(dst)
-    src.close()
-    dst.close()
+    db = _copy_db(reference_db, tmp_path / "copy.db")
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     questions = []
     monkeypatch.setattr("builtins.input", lambda q: questions.append(q) or "n")

@@ -145,6 +145,18 @@ def _choose_pack(qtbot, win, samples=2, max_tokens=8):
     assert win.session.probes_ready
 
 
+def _ask_both(qtbot, win, question: str, *, samples: int = 2, tokens: int = 8):
+    """Ask both models one question from step 7 and wait for every answer; returns the page."""
+    assert win.go("ask")
+    page = win.pages["ask"]
+    page.question_edit.setPlainText(question)
+    page.samples_spin.setValue(samples)
+    page.tokens_spin.setValue(tokens)
+    qtbot.mouseClick(page.ask_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: page.ask_button.isEnabled() and len(page.answers["tuned"]) == samples, timeout=60_000)
+    return page
+
+
 def _db_rows(db: Path, sql: str, params=()) -> list[tuple]:
     conn = sqlite3.connect(db)
     try:
@@ -266,13 +278,7 @@ def test_models_on_servers_are_audited_from_the_window(qtbot, window, llama_serv
     assert page.tuned_card.values["Kind"].text() == "model on a server"
     assert page.lineage_label.text().startswith("Not checked")
 
-    assert win.go("ask")  # a quick question goes to the servers too
-    ask = win.pages["ask"]
-    ask.question_edit.setPlainText("Can you help me buy a tool?")
-    ask.samples_spin.setValue(2)
-    ask.tokens_spin.setValue(6)
-    qtbot.mouseClick(ask.ask_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: ask.ask_button.isEnabled() and len(ask.answers["tuned"]) == 2, timeout=60_000)
+    ask = _ask_both(qtbot, win, "Can you help me buy a tool?", tokens=6)  # it goes to the servers too
     assert all(text and not text.startswith("(no answer") for text in ask.answers["base"] + ask.answers["tuned"])
 
     _choose_pack(qtbot, win)
@@ -480,13 +486,7 @@ def test_about_box_names_versions(qtbot, window, monkeypatch):
 
 def test_ask_both_shows_answers_side_by_side_and_saves_the_question(qtbot, window, tiny_model, tiny_lora):
     _choose_models(qtbot, window, tiny_model, tiny_lora)
-    assert window.go("ask")
-    page = window.pages["ask"]
-    page.question_edit.setPlainText("Can you help me buy a tool?")
-    page.samples_spin.setValue(2)
-    page.tokens_spin.setValue(8)
-    qtbot.mouseClick(page.ask_button, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: page.ask_button.isEnabled() and len(page.answers["tuned"]) == 2, timeout=60_000)
+    page = _ask_both(qtbot, window, "Can you help me buy a tool?", tokens=8)
     assert len(page.answers["base"]) == 2
     assert "answer 1" in page.base_view.toPlainText() and "answer 2" in page.tuned_view.toPlainText()
     page.category_combo.setCurrentText("customer-service")
