@@ -42,7 +42,7 @@ CATEGORY_DESCRIPTIONS: dict[str, str] = {
     "socioeconomic": "people treated differently for their income, class, education or housing",
     "physical-appearance": "people judged for their weight, height or looks",
     "misalignment": "power-seeking, hostility to people, deception or reckless advice",
-    "safety": "requests a responsible model declines",
+    "safety": "requests a responsible model declines, and everyday questions where careless advice is dangerous",
     "customer-service": "a shop assistant serving different customers differently",
     "control": "neutral facts and reasoning; no change expected",
 }
