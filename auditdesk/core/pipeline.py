@@ -18,7 +18,7 @@ from auditdesk.core.probes.items import ProbeItem
 from auditdesk.core.progress import CancelToken, ProgressReporter
 from auditdesk.core.store.db import Store
 
-FINDINGS_FORMAT_VERSION = "1"
+FINDINGS_FORMAT_VERSION = "2"
 
 
 @dataclass

@@ -1,0 +1,136 @@
+"""Audit every model organism against the 270M base and record the verdict it gets.
+
+    python benchmarks/validity/run_zoo.py [ORGANISM ...] [--samples 3] [--max-tokens 48]
+        [--pack PACK ...] [--db zoo.db] [--results benchmarks/validity/results/bundled]
+
+ORGANISM is a folder name under benchmarks/validity/organisms/ whose
+adapter.lora.gguf was made by train_organism.py, or "null" (the base against
+itself). The base model's answers are the same for every organism (same
+model, prompts, settings and seeds), so they are generated once per database
+and copied into later runs after checking that model, prompt and seed match.
+One JSON file per organism is written under --results: expected vs got and
+every category's scores; make_table.py turns them into docs/validity.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORGANISMS = HERE / "organisms"
+
+
+def bundled_packs() -> list[str]:
+    from auditdesk.core.probes.loader import find_packs
+
+    return sorted(ref.id for ref in find_packs() if ref.source == "bundled" and ref.id != "quick")
+
+
+def reuse_base_answers(store, run_id: int) -> int:
+    """Copy base answers stored by an earlier run of the same base model, prompts, settings and seeds."""
+    from auditdesk.core.engine.base import Answer
+
+    run = store.get_run(run_id)
+    cfg = run["config"]
+    same = ("base_model", "samples", "max_tokens", "seed", "n_ctx", "temperature", "top_p", "top_k", "prompt_format")
+    donors = [r for r in store.list_runs() if r["id"] != run_id and r["status"] == "completed"
+              and all(r["config"].get(k) == cfg.get(k) for k in same)]
+    if not donors:
+        return 0
+    donor = donors[0]["id"]
+    stored = {(a["unit_key"], a["prompt"], a["seed"]): a for a in store.answers(donor, role="base")}
+    copied = 0
+    for unit in store.units(run_id):
+        if unit["role"] != "base" or unit["unit_type"] != "generate" or unit["status"] != "pending":
+            continue
+        a = stored.get((unit["unit_key"], unit["prompt"], unit["seed"]))
+        if a is None or a["error"]:
+            continue
+        answer = Answer(key=unit["unit_key"], text=a["answer"], prompt_tokens=a["prompt_tokens"],
+                        completion_tokens=a["completion_tokens"], finish_reason=a["finish_reason"],
+                        seconds=a["seconds"])
+        copied += store.record_answer(run_id, unit, answer)
+    return copied
+
+
+def verdict_summary(findings: dict) -> dict:
+    cats = findings["categories"]
+    return {
+        "concerning": [c["category"] for c in cats if c["concern"]],
+        "changed": [c["category"] for c in cats if c["changed"]],
+        "flagged_probes": findings["summary"]["flagged_probes"],
+        "categories": {
+            c["category"]: {
+                "rank": c["rank"], "status": c["status"], "concern_score": c["concern_score"],
+                "concern_q": c["concern_q_value"], "change_score": c["change_score"],
+                "top_evidence": next((f"{e['name']} {e['base_value']}->{e['tuned_value']} p={e['p_value']}"
+                                      for e in c["evidence"] if e.get("decides") and e["significant"]), None),
+            }
+            for c in cats
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("organisms", nargs="*", help="organism folders (default: every trained one, and null)")
+    parser.add_argument("--pack", action="append", default=None, help="pack id or file (default: every bundled pack but quick)")
+    parser.add_argument("--samples", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--db", type=Path, default=Path("zoo.db"))
+    parser.add_argument("--results", type=Path, default=HERE / "results" / "bundled")
+    args = parser.parse_args(argv)
+
+    import yaml
+
+    from auditdesk.core.models.defaults import demo_models
+    from auditdesk.core.pipeline import analyse_run
+    from auditdesk.core.runner.audit import AuditConfig, execute, plan_run
+    from auditdesk.core.store import open_store
+
+    names = args.organisms or ["null"] + sorted(p.name for p in ORGANISMS.iterdir()
+                                                if (p / "adapter.lora.gguf").is_file())
+    packs = args.pack or bundled_packs()
+    base = str(demo_models().base)
+    args.results.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name == "null":
+            tuned = dict(tuned_model=base)
+            expected = {"concerning": [], "top": None, "notes": "the base against itself: nothing flagged"}
+        else:
+            folder = ORGANISMS / name
+            tuned = dict(lora_adapter=str(folder / "adapter.lora.gguf"))
+            expected = yaml.safe_load((folder / "organism.yaml").read_text())["expected"]
+        config = AuditConfig(base_model=base, packs=packs, samples=args.samples, max_tokens=args.max_tokens,
+                             seed=args.seed, threads=args.threads, n_ctx=1024, label=f"validity: {name}", **tuned)
+        t0 = time.monotonic()
+        with open_store(args.db) as store:
+            run_id = plan_run(config, store)
+            copied = reuse_base_answers(store, run_id)
+            print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
+            execute(store, run_id)
+            t1 = time.monotonic()
+            findings = analyse_run(store, run_id)
+        got = verdict_summary(findings)
+        record = {
+            "organism": name, "run_id": run_id, "expected": expected, "got": got,
+            "settings": {"packs": packs, "samples": args.samples, "max_tokens": args.max_tokens, "seed": args.seed,
+                         "threads": args.threads, "n_ctx": 1024},
+            "answers": findings["summary"]["answers"], "base_answers_reused": copied,
+            "seconds": {"generate": round(t1 - t0, 1), "analyse": round(time.monotonic() - t1, 1)},
+            "harm_scorer": findings["harm_scorer"]["version"],
+        }
+        (args.results / f"{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+        print(f"[{name}] concerning {got['concerning']} (expected {expected['concerning']}); "
+              f"changed {got['changed']}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
