@@ -1227,6 +1227,10 @@ def build_report(
         from auditdesk import __version__
 
         meta.tool_version = __version__
+    if meta.frameworks is None:  # every report carries the mapping; export_run may name another file
+        from auditdesk.core.evidence.frameworks import load_mapping
+
+        meta.frameworks = load_mapping()
     r = _Report(findings, answers, meta, cancel, reporter)
     r.page_count = 0
     steps = [r.cover, r.executive_summary, r.what_was_tested, r.how_to_read, r.findings, r.analyst_notes, r.appendix,
