@@ -286,3 +286,39 @@ def test_source_date_epoch_fixes_the_creation_date(tmp_path, monkeypatch):
     reader = pypdf.PdfReader(str(tmp_path / "a.pdf"))
     assert reader.metadata.creation_date == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     assert "2026-01-0100:00UTC" in "".join(reader.pages[0].extract_text().split())
+
+
+@pytest.mark.gui
+def test_the_window_signs_and_verifies_a_report(signed, tmp_path, qtbot, monkeypatch):
+    pytest.importorskip("pytestqt")
+    from PySide6.QtCore import QSettings
+
+    from auditdesk.ui.app import MainWindow
+
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    pdf = _copy(signed, tmp_path)
+    assert _run(monkeypatch, PASS_B, "keys", "new", "--name", "Rita Reviewer", "--org", "Contoso Ltd",
+                "--out", str(tmp_path / "rita.p12")) == 0
+    win = MainWindow(tmp_path / "audit.db")
+    qtbot.addWidget(win)
+    page = win.pages["report"]
+    page._exported([str(pdf)])  # as after an export
+    page.sign_button.click()
+    dialog = page.sign_dialog
+    dialog.key_edit.setText(str(tmp_path / "rita.p12"))
+    dialog.passphrase_edit.setText(PASS_B)
+    dialog.role_edit.setText("Head of compliance")
+    dialog.accept()
+    qtbot.waitUntil(lambda: page.status.text().startswith("Signed:"), timeout=60_000)
+    assert dialog.passphrase_edit.text() == ""  # handed over, not kept
+    win.verify_action.trigger()  # File → Verify a report…
+    verify = win.verify_dialog
+    verify.pdf_edit.setText(str(pdf))
+    verify.evidence_edit.setText(str(signed["bundle"]))
+    verify.verify_button.click()
+    qtbot.waitUntil(lambda: verify.result is not None, timeout=60_000)
+    assert verify.result.ok and verify.checks.topLevelItemCount() == len(verify.result.checks)
+    assert any("Rita Reviewer" in c.detail for c in verify.result.checks)
+    assert verify.summary.text().startswith("VERIFIED")
+    verify.close()
+    win.close()
