@@ -986,7 +986,7 @@ class _Report:
                            + [("TOPPADDING", (0, 0), (-1, -1), 7), ("LINEBELOW", (0, -1), (-1, -1), 0, self.colors.white)])
         sign.append(table)
         if self.meta.signer_fingerprint:
-            sign.append(self.P(f"Signing certificate SHA-256: <font name='{fonts.MONO}'>{self.M(self.meta.signer_fingerprint, 64)}</font>", "muted"))
+            sign.append(self.P(f"Auditor's signing certificate, SHA-256: <font name='{fonts.MONO}'>{self.M(self.meta.signer_fingerprint, 64)}</font>", "muted"))
         return sign
 
     def appendix(self) -> list:
@@ -1054,26 +1054,36 @@ class _Report:
             f"<font name='{fonts.MONO}'>auditdesk-manifest.json</font> and is covered by its digital signatures; "
             f"<font name='{fonts.MONO}'>auditdesk verify REPORT.pdf --evidence FOLDER</font> compares the files "
             "with it.", "small"))
-        rows = [self.th("What", "File", "SHA-256")]
+        rows = [self.th("What", "File and SHA-256")]
+        mono = fonts.MONO
+
+        def entry(name: Any, digest: Any, note: str = "") -> Any:
+            lines = [self.M(name, 160)] if name else []
+            if digest:
+                lines.append(f"<font name='{mono}' size='7.2'>{self.M(digest, 80)}</font>")
+            if note:
+                lines.append(f"<font color='{charts.MUTED}'>{self.M(note, 300)}</font>")
+            return self.P("<br/>".join(lines) or "–", "cell")
+
         words = {"findings": "Findings (JSON)", "answers": "Answers (CSV)"}
         for f in _list(m.get("files")):
-            rows.append([self.P(words.get(f.get("role"), str(f.get("role"))), "cellb"), self.T(f.get("name"), "cell", 120),
-                         self.T(f.get("sha256"), "mono", 80)])
+            rows.append([self.P(words.get(f.get("role"), str(f.get("role"))), "cellb"), entry(f.get("name"), f.get("sha256"))])
         for pk in _list(m.get("probe_packs")):
-            what = f"Probe pack {pk.get('pack_id')} v{pk.get('version')}"
-            digest = pk.get("sha256") or f"file not included: {pk.get('note') or 'not found'}"
-            rows.append([self.T(what, "cellb", 120), self.T(pk.get("name") or "–", "cell", 120), self.T(digest, "mono", 200)])
-            rows.append([self.P("", "cell"), self.P("content hash", "muted"), self.T(pk.get("content_hash"), "mono", 80)])
+            what = self.T(f"Probe pack {pk.get('pack_id')} v{pk.get('version')}", "cellb", 120)
+            note = "" if pk.get("sha256") else f"file not included: {pk.get('note') or 'not found'}"
+            rows.append([what, entry(pk.get("name"), pk.get("sha256"), note)])
+            rows.append([self.P("", "cell"), entry("content hash (independent of YAML layout)", pk.get("content_hash"))])
         for role, model in sorted(_dict(m.get("models")).items()):
-            rows.append([self.P(f"{role.capitalize()} model", "cellb"), self.T(model.get("name"), "cell", 120),
-                         self.T(model.get("sha256") or (f"server {model.get('server')}" if model.get("server") else "–"), "mono", 200)])
+            rows.append([self.P(f"{role.capitalize()} model", "cellb"),
+                         entry(model.get("name"), model.get("sha256"),
+                               f"ran on the server {model.get('server')}" if model.get("server") else "")])
         rows.append([self.P("Settings fingerprint", "cellb"),
-                     self.P("models, packs, sampling and engine settings, prompt format, AuditDesk version", "muted"),
-                     self.T(m.get("settings_fingerprint"), "mono", 80)])
+                     entry("over the models, packs, sampling and engine settings, prompt format and AuditDesk version",
+                           m.get("settings_fingerprint"))])
         for key, value in sorted(_dict(m.get("scorers")).items()):
-            rows.append([self.T(key.replace("_", " ").capitalize(), "cellb", 60), self.P("", "cell"),
-                         self.T(json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else value, "mono", 300)])
-        out.append(self.table(rows, [30 * mm, 36 * mm, self.width - 66 * mm]))  # a SHA-256 fits on one line
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            rows.append([self.T(key.replace("_", " ").capitalize(), "cellb", 60), self.T(text, "mono", 300)])
+        out.append(self.table(rows, [34 * mm, self.width - 34 * mm]))
         out.append(self.spacer(3))
         out.append(self.P(f"Manifest written {self.M(m.get('created'), 40)} for audit run {self.M(m.get('run_id'), 12)} "
                           f"(AuditDesk {self.M(m.get('auditdesk_version'), 20)}).", "muted"))
