@@ -322,3 +322,11 @@ def test_the_window_signs_and_verifies_a_report(signed, tmp_path, qtbot, monkeyp
     assert verify.summary.text().startswith("VERIFIED")
     verify.close()
     win.close()
+
+
+def test_a_fixed_source_date_epoch_gives_the_same_unsigned_report_bytes(signed, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    for name in ("a.pdf", "b.pdf"):
+        assert main(["report", signed["run"], "--db", str(signed["db"]), "--pdf", str(tmp_path / name)]) == 0
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    assert pypdf.PdfReader(str(tmp_path / "a.pdf")).metadata.modification_date == dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)

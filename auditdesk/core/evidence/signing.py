@@ -169,8 +169,11 @@ def prepare_report_pdf(src: Path, dst: Path, *, manifest: bytes, manifest_name: 
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign.fields import SigFieldSpec, append_signature_field
 
+    from auditdesk.core.report.dates import reproducible
+
     with open(src, "rb") as fh:
-        writer = IncrementalPdfFileWriter(io.BytesIO(fh.read()))
+        original = fh.read()
+    writer = _reproducible_writer(original) if reproducible() else IncrementalPdfFileWriter(io.BytesIO(original))
     data = EmbeddedFileObject.from_file_data(writer, manifest, mime_type="application/json",
                                              params=EmbeddedFileParams(embed_size=True))
     embed_file(writer, FileSpec(file_spec_string=manifest_name, file_name=manifest_name, embedded_data=data,
@@ -181,6 +184,35 @@ def prepare_report_pdf(src: Path, dst: Path, *, manifest: bytes, manifest_name: 
                                                     box=tuple(int(round(v)) for v in box)))
     with open(dst, "wb") as out:
         writer.write(out)
+
+
+def _reproducible_writer(original: bytes):
+    """An incremental writer whose update is the same bytes every time (for SOURCE_DATE_EPOCH builds).
+
+    pyHanko stamps the modification date (Info and XMP) with the clock and draws
+    the second half of the document ID at random; here both follow the input.
+    """
+    import dataclasses
+    import hashlib
+
+    from pyhanko.pdf_utils import generic
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+
+    from auditdesk.core.report.dates import export_time
+
+    fixed = export_time()
+    writer = IncrementalPdfFileWriter(io.BytesIO(original))
+    meta_type = type(writer._meta)
+
+    class FixedClockMetadata(meta_type):
+        def __setattr__(self, name, value):
+            super().__setattr__(name, fixed if (name == "last_modified" and value == "now") else value)
+
+    writer._meta = FixedClockMetadata(**{f.name: getattr(writer._meta, f.name) for f in dataclasses.fields(meta_type)})
+    first = writer._document_id[0]
+    writer._document_id = generic.ArrayObject(
+        [first, generic.ByteStringObject(hashlib.sha256(original).digest()[:16])])
+    return writer
 
 
 def empty_signature_fields(pdf_bytes: bytes) -> list[str]:
