@@ -15,6 +15,7 @@ COMMAND_MODULES = [
     "auditdesk.cli.audit",
     "auditdesk.cli.runs",
     "auditdesk.cli.report",
+    "auditdesk.cli.signing",
     "auditdesk.cli.inspect",
     "auditdesk.cli.packs",
     "auditdesk.cli.gui",

@@ -1,4 +1,4 @@
-"""`auditdesk report RUN --pdf FILE [--json FILE] [--csv FILE]`: export a stored audit run.
+"""`auditdesk report RUN --pdf FILE [--json FILE] [--csv FILE] [--sign KEY.p12] [--bundle FILE.zip]`: export a run.
 
 Reads the database only; every file is written atomically, so an interrupted
 export leaves no half-written report.
@@ -26,6 +26,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--auditor", default="", help="auditor named on the cover and the sign-off block")
     parser.add_argument("--title", default="", help="report title (default: Fine-tuned model behaviour audit)")
     parser.add_argument("--notes", default="", help="a short note from the auditor for the cover")
+    parser.add_argument("--sign", type=Path, default=None, metavar="KEY.p12",
+                        help="sign the PDF as the auditor with this PKCS#12 key (the passphrase is asked for)")
+    parser.add_argument("--signer-name", default="", help="name shown with the signature (default: from the certificate)")
+    parser.add_argument("--signer-role", default="", help="role shown with the signature (default: Auditor)")
+    parser.add_argument("--bundle", type=Path, default=None, metavar="FILE.zip",
+                        help="write one evidence bundle: the PDF, findings, answers, probe packs and manifest")
+    parser.add_argument("--frameworks", type=Path, default=None, metavar="FILE",
+                        help="framework mapping for Appendix C (default: $AUDITDESK_HOME/frameworks/mapping.yaml, "
+                             "else the bundled one)")
     parser.add_argument("--reanalyse", action="store_true",
                         help="analyse the stored answers again before exporting (default: reuse the stored analysis)")
     parser.set_defaults(func=report_command)
@@ -37,8 +46,16 @@ def report_command(args) -> int:
     from auditdesk.core.report.pdf import ReportMeta
     from auditdesk.core.store import open_store
 
-    if not (args.pdf or args.json or args.csv):
-        raise AuditDeskError("say what to export: add --pdf FILE, --json FILE and/or --csv FILE.")
+    if not (args.pdf or args.json or args.csv or args.bundle):
+        raise AuditDeskError("say what to export: add --pdf FILE, --json FILE, --csv FILE and/or --bundle FILE.zip.")
+    if args.sign and not (args.pdf or args.bundle):
+        raise AuditDeskError("--sign signs the PDF report: add --pdf FILE or --bundle FILE.zip.")
+    signing = None
+    if args.sign:  # the key is opened first, so a wrong passphrase writes nothing at all
+        from auditdesk.cli.signing import load_key
+        from auditdesk.core.evidence.signing import SigningRequest
+
+        signing = SigningRequest(load_key(args.sign), signer_name=args.signer_name, signer_role=args.signer_role)
     meta = ReportMeta(organisation=args.organisation, auditor=args.auditor, notes=args.notes)
     if args.title:
         meta.title = args.title
@@ -52,14 +69,19 @@ def report_command(args) -> int:
             with ProgressBar() as reporter:
                 findings = analyse_run(store, args.run_id, reporter=reporter)
         result = export_run(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
-                            findings=findings)
+                            findings=findings, signing=signing, bundle=args.bundle, frameworks=args.frameworks)
     finally:
         store.close()
     for label, path in (("Findings", args.json), ("Answers", args.csv)):
         if path:
             print(f"{label} written to {path}", file=sys.stderr)
+    if result is not None and args.pdf:
+        signed = f", signed by {signing.signer_name or signing.key.common_name}" if signing else ""
+        print(f"Report written to {result.path} ({result.pages} pages, {result.seconds:.1f} s{signed})", file=sys.stderr)
+    if result is not None and args.bundle:
+        print(f"Evidence bundle written to {args.bundle}" + ("" if signing else " (the report in it is not signed)"),
+              file=sys.stderr)
     if result is not None:
-        print(f"Report written to {result.path} ({result.pages} pages, {result.seconds:.1f} s)", file=sys.stderr)
         if result.missing_glyphs:
             print(f"Note: {result.missing_glyphs} characters had no glyph in the report fonts; the report says so.",
                   file=sys.stderr)

@@ -128,6 +128,9 @@ class MainWindow(QMainWindow):
         self.import_action = QAction("&Import probe pack…", self)
         self.import_action.triggered.connect(lambda: (self.go("probes"), self.pages["probes"].import_pack()))
         file_menu.addAction(self.import_action)
+        self.verify_action = QAction("&Verify a report…", self)
+        self.verify_action.triggered.connect(lambda: self.verify_report())
+        file_menu.addAction(self.verify_action)
         file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
@@ -159,6 +162,13 @@ class MainWindow(QMainWindow):
         about = QAction("&About AuditDesk", self)
         about.triggered.connect(self.show_about)
         help_menu.addAction(about)
+
+    def verify_report(self, pdf: str = "") -> None:
+        """File → Verify a report: the same checks as `auditdesk verify`, in a dialog."""
+        from auditdesk.ui.widgets.evidence import VerifyDialog
+
+        self.verify_dialog = VerifyDialog(self, self.tasks, pdf)
+        self.verify_dialog.open()
 
     def _run_shortcut(self) -> None:
         if self.session.probes_ready:

@@ -638,3 +638,21 @@ def estimate_run_seconds(n_prompts: int, n_pairs: int, samples: int, max_tokens:
         return None
     tokens = 2 * n_prompts * samples * max_tokens
     return tokens / tokens_per_second + 2 * n_pairs * 0.05
+
+
+# -- signatures and verification ------------------------------------------------------
+
+
+def sign_report_file(pdf: str, key_path: str, passphrase: str, signer_name: str = "", signer_role: str = "") -> str:
+    """Add a signature to a report in place (the passphrase is used here and dropped); return the path."""
+    from auditdesk.core.evidence.signing import load_signing_key, sign_report
+
+    key = load_signing_key(key_path, passphrase)
+    return str(sign_report(pdf, key, signer_name=signer_name, signer_role=signer_role))
+
+
+def verify_report_file(pdf: str, evidence: str = ""):
+    """Every check on a report (and its evidence folder or bundle, when given), as core returns them."""
+    from auditdesk.core.evidence.verify import verify_report
+
+    return verify_report(pdf, evidence=evidence or None)

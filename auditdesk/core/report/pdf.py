@@ -41,6 +41,7 @@ SECTION_HEADINGS = [
     "Sign-off",
     "Appendix A: every probe",
     "Appendix B: reproducibility",
+    "Appendix C: framework mapping",
 ]
 
 STATUS_WORDS = {
@@ -58,11 +59,17 @@ class ReportMeta:
     organisation: str = ""
     auditor: str = ""
     title: str = "Fine-tuned model behaviour audit"
-    date: str = ""  # empty: today
+    date: str = ""  # empty: the export date
     notes: str = ""
     annotations: list[dict] = field(default_factory=list)  # {target/probe_id, status, note, author, created_at}
     tool_version: str = ""
     reproduce_command: str = ""
+    exported: str = ""  # when this export happens (empty: now); see core/report/dates.py
+    manifest: dict | None = None  # the evidence manifest, printed in Appendix B
+    frameworks: dict | None = None  # the framework mapping, printed as Appendix C
+    signer_name: str = ""  # set when the auditor's digital signature is added at export
+    signer_role: str = ""
+    signer_fingerprint: str = ""
 
 
 @dataclass
@@ -75,6 +82,8 @@ class ReportResult:
     missing_glyphs: int
     hidden_characters: int
     truncated_texts: int
+    # Where the sign-off block's signature boxes landed: field name -> (page index, (x1, y1, x2, y2)) in points.
+    signature_boxes: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -178,7 +187,12 @@ class _Report:
         self.run = _dict(findings.get("run"))
         self.models = _dict(findings.get("models"))
         self.answers_by_probe = self._index_answers(answers)
-        self.date = meta.date or _dt.date.today().isoformat()
+        from auditdesk.core.report.dates import display, export_time
+
+        moment = _dt.datetime.fromisoformat(meta.exported) if meta.exported else export_time()
+        self.exported = display(moment)
+        self.date = meta.date or moment.date().isoformat()
+        self.signature_boxes: dict = {}
         base = dict(fontName=fonts.BODY, fontSize=9.5, leading=13.2, textColor=colors.HexColor(charts.INK),
                     alignment=TA_LEFT, splitLongWords=1)
         S = {}
@@ -359,7 +373,8 @@ class _Report:
         rows = [
             ("Organisation", self.meta.organisation or "(not given)"),
             ("Auditor", self.meta.auditor or "(not given)"),
-            ("Date", self.date),
+            ("Report exported", self.exported),
+            ("Audit ran", self._audit_dates()),
             ("Audit run", str(_first(self.run, "id", "run_id", default="–"))),
         ]
         for role, word in (("base", "Base model"), ("tuned", "Tuned model")):
@@ -376,6 +391,15 @@ class _Report:
             "questions. It records measurements and the statistical evidence behind them; the conclusions are the "
             "signing auditor's.", "muted"), PageBreak()]
         return out
+
+    def _audit_dates(self) -> str:
+        """When the audit's answers were generated, from the run record."""
+        start = _first(self.run, "started_at", "started", default="")
+        end = _first(self.run, "finished_at", "ended", default="")
+        if not (start or end):
+            return "not recorded"
+        day = lambda t: str(t).replace("T", " ")[:16] + (" UTC" if str(t).endswith("+00:00") else "")  # noqa: E731
+        return f"{day(start) if start else '–'}  to  {day(end) if end else 'not finished'}"
 
     def executive_summary(self) -> list:
         out = self.heading("Executive summary")
@@ -937,25 +961,55 @@ class _Report:
         out += self.heading("Text shown in this report", 3)
         for x in text_notes:
             out.append(self.P(f"• {x}", "body"))
+        out.append(KeepTogether(self.signoff()))
+        return out
+
+    def signoff(self) -> list:
+        """The sign-off block: name, role and date lines, and a box each for the auditor's and reviewer's signature.
+
+        The boxes are where the PDF's signature fields go (see `_SignatureBox`), so a
+        digital signature appears inside them; on paper they take a handwritten one.
+        """
+        from auditdesk.core.evidence.signing import AUDITOR_FIELD, REVIEWER_FIELD
+
         mm = self.mm
         sign = self.heading("Sign-off", 1)
         sign.append(self.P("I have reviewed the findings, the example answers and the limitations of this audit.", "body"))
-        sign.append(self.spacer(6))
+        digital = bool(self.meta.signer_name)
+        if digital:
+            sign.append(self.P(
+                f"This report is digitally signed by <b>{self.M(self.meta.signer_name, 120)}</b>"
+                f"{' (' + self.M(self.meta.signer_role, 80) + ')' if self.meta.signer_role else ''}; the signature "
+                "covers the whole document, including the evidence manifest in Appendix B. A reviewer can add a "
+                "second signature with <font name='%s'>auditdesk sign</font>; <font name='%s'>auditdesk verify</font> "
+                "checks both." % (fonts.MONO, fonts.MONO), "small"))
+        else:
+            sign.append(self.P(
+                "Sign by hand on a printed copy, or digitally in the boxes below with "
+                f"<font name='{fonts.MONO}'>auditdesk sign</font>; <font name='{fonts.MONO}'>auditdesk verify</font> "
+                "checks digital signatures and the evidence files.", "small"))
+        sign.append(self.spacer(4))
+        box_width = self.width - 108 * mm
         rows = []
-        for role_name, name in (("Auditor", self.meta.auditor), ("Reviewer / approver", "")):
+        people = (("Auditor", AUDITOR_FIELD, self.meta.signer_name or self.meta.auditor,
+                   self.meta.signer_role, self.exported if digital else ""),
+                  ("Reviewer / approver", REVIEWER_FIELD, "", "", ""))
+        for role_name, field_name, name, role, when in people:
             rows += [
                 [self.P(f"<b>{role_name}</b>", "cell"), "", "", ""],
-                [self.P("Name", "muted"), self.T(name or "", "cell", 120), self.P("Role", "muted"), ""],
-                [self.P("Date", "muted"), "", self.P("Signature", "muted"), ""],
-                ["", "", "", ""],
+                [self.P("Name", "muted"), self.T(name or "", "cell", 120), self.P("Role", "muted"), self.T(role or "", "cell", 80)],
+                [self.P("Date", "muted"), self.T(when, "cell", 40), self.P("Signature", "muted"),
+                 _SignatureBox(self, field_name, box_width - 8, 19 * mm)],
             ]
-        table = self.table(rows, [34 * mm, 54 * mm, 20 * mm, self.width - 108 * mm], header=False, zebra=False,
-                           extra_style=[("LINEBELOW", (1, i), (1, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 2, 5, 6)]
-                           + [("LINEBELOW", (3, i), (3, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 2, 5, 6)]
-                           + [("TOPPADDING", (0, 0), (-1, -1), 9), ("LINEBELOW", (0, -1), (-1, -1), 0, self.colors.white)])
+        table = self.table(rows, [34 * mm, 54 * mm, 20 * mm, box_width], header=False, zebra=False,
+                           extra_style=[("LINEBELOW", (1, i), (1, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 2, 4, 5)]
+                           + [("LINEBELOW", (3, i), (3, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 4)]
+                           + [("SPAN", (0, i), (-1, i)) for i in (0, 3)]
+                           + [("TOPPADDING", (0, 0), (-1, -1), 7), ("LINEBELOW", (0, -1), (-1, -1), 0, self.colors.white)])
         sign.append(table)
-        out.append(KeepTogether(sign))
-        return out
+        if self.meta.signer_fingerprint:
+            sign.append(self.P(f"Auditor's signing certificate, SHA-256: <font name='{fonts.MONO}'>{self.M(self.meta.signer_fingerprint, 64)}</font>", "muted"))
+        return sign
 
     def appendix(self) -> list:
         mm = self.mm
@@ -1007,7 +1061,122 @@ class _Report:
         run_copy = {k: v for k, v in self.run.items() if k not in ("packs",)}
         out += [self.spacer(4), self.P("<b>Run configuration</b>", "small"),
                 self.T(json.dumps(run_copy, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 6000)]
+        out += self.evidence_manifest()
         return out
+
+    def evidence_manifest(self) -> list:
+        """The evidence manifest in print: the same SHA-256 values as the file attached to this PDF."""
+        m = self.meta.manifest
+        if not m:
+            return []
+        mm = self.mm
+        out = self.heading("Evidence manifest", 2)
+        out.append(self.P(
+            "SHA-256 of every file this report rests on. The same list is attached to this PDF as "
+            f"<font name='{fonts.MONO}'>auditdesk-manifest.json</font> and is covered by its digital signatures; "
+            f"<font name='{fonts.MONO}'>auditdesk verify REPORT.pdf --evidence FOLDER</font> compares the files "
+            "with it.", "small"))
+        rows = [self.th("What", "File and SHA-256")]
+        mono = fonts.MONO
+
+        def entry(name: Any, digest: Any, note: str = "") -> Any:
+            lines = [self.M(name, 160)] if name else []
+            if digest:
+                lines.append(f"<font name='{mono}' size='7.2'>{self.M(digest, 80)}</font>")
+            if note:
+                lines.append(f"<font color='{charts.MUTED}'>{self.M(note, 300)}</font>")
+            return self.P("<br/>".join(lines) or "–", "cell")
+
+        words = {"findings": "Findings (JSON)", "answers": "Answers (CSV)"}
+        for f in _list(m.get("files")):
+            rows.append([self.P(words.get(f.get("role"), str(f.get("role"))), "cellb"), entry(f.get("name"), f.get("sha256"))])
+        for pk in _list(m.get("probe_packs")):
+            what = self.T(f"Probe pack {pk.get('pack_id')} v{pk.get('version')}", "cellb", 120)
+            note = "" if pk.get("sha256") else f"file not included: {pk.get('note') or 'not found'}"
+            rows.append([what, entry(pk.get("name"), pk.get("sha256"), note)])
+            rows.append([self.P("", "cell"), entry("content hash (independent of YAML layout)", pk.get("content_hash"))])
+        for role, model in sorted(_dict(m.get("models")).items()):
+            rows.append([self.P(f"{role.capitalize()} model", "cellb"),
+                         entry(model.get("name"), model.get("sha256"),
+                               f"ran on the server {model.get('server')}" if model.get("server") else "")])
+        rows.append([self.P("Settings fingerprint", "cellb"),
+                     entry("over the models, packs, sampling and engine settings, prompt format and AuditDesk version",
+                           m.get("settings_fingerprint"))])
+        for key, value in sorted(_dict(m.get("scorers")).items()):
+            text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+            rows.append([self.T(key.replace("_", " ").capitalize(), "cellb", 60), self.T(text, "mono", 300)])
+        out.append(self.table(rows, [34 * mm, self.width - 34 * mm]))
+        out.append(self.spacer(3))
+        out.append(self.P(f"Manifest written {self.M(m.get('created'), 40)} for audit run {self.M(m.get('run_id'), 12)} "
+                          f"(AuditDesk {self.M(m.get('auditdesk_version'), 20)}).", "muted"))
+        return out
+
+    def framework_mapping(self) -> list:
+        """Appendix C: where this report can support items of the EU AI Act, NIST AI RMF and ISO/IEC 42001."""
+        from reportlab.platypus import KeepTogether
+
+        mapping = self.meta.frameworks
+        if not mapping:
+            return []
+        mm = self.mm
+        out = self.heading("Appendix C: framework mapping", page_break=True)
+        out.append(self.P(self.M(mapping.get("disclaimer"), 1200), "body"))
+        out.append(self.P(f"Mapping: {self.M(mapping.get('title'), 120)} (id {self.M(mapping.get('id'), 60)}, "
+                          f"version {self.M(mapping.get('version'), 20)}). Item titles are paraphrased; the official "
+                          "texts are authoritative.", "muted"))
+        for fw in _list(mapping.get("frameworks")):
+            if not isinstance(fw, dict):
+                continue
+            heading = self.heading(str(fw.get("name") or ""), 2)
+            rows = [self.th("Item", "Report sections", "This report can support", "It cannot cover")]
+            for item in _list(fw.get("items")):
+                if not isinstance(item, dict):
+                    continue
+                rows.append([
+                    self.P(f"<b>{self.M(item.get('ref'), 40)}</b><br/>"
+                           f"<font color='{charts.MUTED}'>{self.M(item.get('title'), 200)}</font>", "cell"),
+                    self.T(", ".join(str(x) for x in _list(item.get("sections"))), "cell", 200),
+                    self.T(item.get("supports"), "cell", 800),
+                    self.T(item.get("cannot_cover"), "cell", 800),
+                ])
+            table = self.table(rows, [38 * mm, 26 * mm, (self.width - 64 * mm) / 2, (self.width - 64 * mm) / 2])
+            out.append(KeepTogether(heading + [table]))  # never a framework's name alone at the foot of a page
+        return out
+
+
+def _signature_box_class():
+    from reportlab.platypus import Flowable
+
+    class SignatureBox(Flowable):
+        """An empty, lightly framed box that records where it was drawn, for the PDF signature field."""
+
+        def __init__(self, report: "_Report", field_name: str, width: float, height: float):
+            super().__init__()
+            self.report, self.field_name, self.width, self.height = report, field_name, width, height
+
+        def wrap(self, avail_width, avail_height):
+            return self.width, self.height
+
+        def draw(self):
+            from reportlab.lib import colors
+
+            canv = self.canv
+            canv.saveState()
+            canv.setStrokeColor(colors.HexColor("#9CA3AF"))
+            canv.setLineWidth(0.5)
+            canv.setDash(2, 2)
+            canv.rect(0, 0, self.width, self.height, stroke=1, fill=0)
+            canv.restoreState()
+            x, y = canv.absolutePosition(0, 0)
+            self.report.signature_boxes[self.field_name] = (
+                canv.getPageNumber() - 1, (x, y, x + self.width, y + self.height))
+
+    return SignatureBox
+
+
+def _SignatureBox(report: "_Report", field_name: str, width: float, height: float):
+    """The signature box flowable (a function so that reportlab is imported only when a report is made)."""
+    return _signature_box_class()(report, field_name, width, height)
 
 
 # --------------------------------------------------------------------------- page furniture
@@ -1084,13 +1253,20 @@ def build_report(
     from reportlab.lib.pagesizes import A4
     from reportlab.lib.units import mm
 
+    from auditdesk.core.report.dates import reproducible
+
     if not meta.tool_version:
         from auditdesk import __version__
 
         meta.tool_version = __version__
+    if meta.frameworks is None:  # every report carries the mapping; export_run may name another file
+        from auditdesk.core.evidence.frameworks import load_mapping
+
+        meta.frameworks = load_mapping()
     r = _Report(findings, answers, meta, cancel, reporter)
     r.page_count = 0
-    steps = [r.cover, r.executive_summary, r.what_was_tested, r.how_to_read, r.findings, r.analyst_notes, r.appendix]
+    steps = [r.cover, r.executive_summary, r.what_was_tested, r.how_to_read, r.findings, r.analyst_notes, r.appendix,
+             r.framework_mapping]
     parts = []
     for i, step in enumerate(steps):
         r.check()
@@ -1098,7 +1274,7 @@ def build_report(
         parts.append(step())
     # Limitations come last in the making (they report what the other sections had to change in the text).
     closing = r.limitations_and_signoff()
-    story = [NextPageTemplate("body")] + parts[0] + [x for part in parts[1:6] for x in part] + closing + parts[6]
+    story = [NextPageTemplate("body")] + parts[0] + [x for part in parts[1:6] for x in part] + closing + parts[6] + parts[7]
 
     out_pdf = Path(out_pdf)
     base_name = label(f"{meta.title}", 200)
@@ -1124,7 +1300,9 @@ def build_report(
             title=base_name, author=label(meta.auditor or "AuditDesk", 120),
             subject=label(f"Behaviour audit of {r.model_name('tuned')} against {r.model_name('base')}", 200),
             creator=f"AuditDesk {meta.tool_version}", keywords=["AuditDesk", "model audit", "fine-tuning"],
-            producer=f"AuditDesk {meta.tool_version} (reportlab)", invariant=True,
+            # The creation date is the export time; a fixed one (and a byte-reproducible file) only when
+            # SOURCE_DATE_EPOCH asks for it, which reportlab then reads itself.
+            producer=f"AuditDesk {meta.tool_version} (reportlab)", invariant=reproducible(),
         )
         frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="main", leftPadding=0, rightPadding=0,
                       topPadding=0, bottomPadding=0)
@@ -1135,4 +1313,5 @@ def build_report(
     return ReportResult(
         path=out_pdf, pages=r.page_count, seconds=time.perf_counter() - started,
         missing_glyphs=r.tally.missing_total, hidden_characters=r.tally.hidden_total, truncated_texts=r.tally.truncated,
+        signature_boxes=dict(r.signature_boxes),
     )

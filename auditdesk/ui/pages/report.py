@@ -82,6 +82,14 @@ class ReportPage(QWidget):
         self.open_button.clicked.connect(self.open_report)
         self.open_button.setEnabled(False)
         buttons.addWidget(self.open_button)
+        self.sign_button = QPushButton("&Sign the report…")
+        self.sign_button.setToolTip("Add your digital signature to the exported PDF (a .p12 key; the passphrase is not stored)")
+        self.sign_button.clicked.connect(self.sign)
+        self.sign_button.setEnabled(False)
+        buttons.addWidget(self.sign_button)
+        self.verify_button = QPushButton("&Verify…")
+        self.verify_button.clicked.connect(lambda: self.window_.verify_report(self._pdf() or ""))
+        buttons.addWidget(self.verify_button)
         self.folder_button = QPushButton("Open the fo&lder")
         self.folder_button.clicked.connect(self.open_folder)
         self.folder_button.setEnabled(False)
@@ -156,14 +164,44 @@ class ReportPage(QWidget):
         self.files.addItems(paths)
         self.status.setText(f"Written {len(paths)} file(s). Double-click a file to open it.")
         self.open_button.setEnabled(any(p.endswith(".pdf") for p in paths))
+        self.sign_button.setEnabled(any(p.endswith(".pdf") for p in paths))
         self.folder_button.setEnabled(bool(paths))
 
     def _failed(self, exc: BaseException, details: str) -> None:
         self.status.setText("The report was not written.")
         show_error(self, "Could not write the report", exc, details)
 
+    def _pdf(self) -> str | None:
+        return next((p for p in self.written if p.endswith(".pdf")), None)
+
+    def sign(self) -> None:
+        """Ask for the key and passphrase, then sign the exported PDF in a worker."""
+        from auditdesk.ui.widgets.evidence import SignDialog
+
+        pdf = self._pdf()
+        if not pdf:
+            return
+        self.sign_dialog = SignDialog(self, default_name=self.auditor_edit.text())
+        self.sign_dialog.accepted.connect(lambda: self._sign_with(pdf, self.sign_dialog))
+        self.sign_dialog.open()
+
+    def _sign_with(self, pdf: str, dialog) -> None:  # noqa: ANN001
+        self.sign_button.setEnabled(False)
+        self.status.setText("Signing the report…")
+        task = Task("sign", backend.sign_report_file, pdf, dialog.key_edit.text(), dialog.take_passphrase(),
+                    dialog.name_edit.text(), dialog.role_edit.text())
+        task.result.connect(lambda path: self.status.setText(
+            f"Signed: {path}. Use Verify… to check it, or sign again as the reviewer."))
+        task.error.connect(self._sign_failed)
+        task.finished.connect(lambda: self.sign_button.setEnabled(True))
+        self.window_.tasks.start(task)
+
+    def _sign_failed(self, exc: BaseException, details: str) -> None:
+        self.status.setText("The report was not signed; the file is unchanged.")
+        show_error(self, "Could not sign the report", exc, details)
+
     def open_report(self) -> None:
-        pdf = next((p for p in self.written if p.endswith(".pdf")), None)
+        pdf = self._pdf()
         if pdf:
             QDesktopServices.openUrl(QUrl.fromLocalFile(pdf))
 
