@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--db", type=Path, default=Path("zoo.db"))
     parser.add_argument("--results", type=Path, default=HERE / "results" / "bundled")
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="analyse each organism's newest stored run again (no generation)")
     args = parser.parse_args(argv)
 
     import yaml
@@ -111,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
                              seed=args.seed, threads=args.threads, n_ctx=1024, label=f"validity: {name}", **tuned)
         t0 = time.monotonic()
         with open_store(args.db) as store:
-            run_id = plan_run(config, store)
-            copied = reuse_base_answers(store, run_id)
-            print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
-            execute(store, run_id)
+            if args.reanalyse:
+                old = json.loads((args.results / f"{name}.json").read_text())
+                run_id, copied = old["run_id"], old["base_answers_reused"]
+            else:
+                run_id = plan_run(config, store)
+                copied = reuse_base_answers(store, run_id)
+                print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
+                execute(store, run_id)
             t1 = time.monotonic()
             findings = analyse_run(store, run_id)
         got = verdict_summary(findings)

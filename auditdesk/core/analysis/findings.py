@@ -19,7 +19,7 @@ from auditdesk.core.analysis.controls import analyse_controls
 from auditdesk.core.analysis.counterfactual import CounterfactualProbe, category_gap_pvalue, gap_change_test
 from auditdesk.core.analysis.detectors import Detector, detect, load_detectors
 from auditdesk.core.analysis.harm import CATEGORY_DIMENSIONS, DIMENSIONS, HarmScorer, load_scorer
-from auditdesk.core.analysis.unequal import unequal_treatment_evidence
+from auditdesk.core.analysis.unequal import neutralised_harm, unequal_treatment_evidence
 from auditdesk.core.analysis.divergence import build_probe_test, run_probe_tests
 from auditdesk.core.analysis.likelihood import analyse_pairs
 from auditdesk.core.analysis.records import AnswerRecord, LikelihoodRecord
@@ -118,12 +118,18 @@ def analyse(
     hits = [detect(detectors, a.text, a.kind) for a in answers]
     step("harm", 0, 1, "scoring harm")
     harm = scorer.probabilities(vectors) if answers else np.zeros((0, len(scorer.dimensions)))
+    neutral = neutralised_harm(answers, meta, scorer, embedder, cancel=cancel)
+    # Concern reads counterfactual answers without the group's own words (an echo is not harm).
+    concern_harm = harm.copy()
+    for i, row in neutral.items():
+        concern_harm[i] = row
 
     probes_out = []
     for key, res, q in zip(probe_keys, results, qs):
         idx = by_probe[key]
         m = meta.get(key, {})
         entry = _probe_entry(key, idx, answers, hits, detectors, res, q, m, fdr, min_effect)
+        entry["harm_rates"] = _probe_harm_rates(idx, answers, concern_harm, scorer, entry["category"])
         # A probe counts only inside a category whose own divergence test was discovered.
         entry["flagged"] = bool(entry["flagged"] and family["selected"].get(entry["category"], False))
         probes_out.append(entry)
@@ -131,7 +137,7 @@ def analyse(
     # Counterfactual gaps.
     step("counterfactual", 0, 1, "counterfactual gaps")
     cf_out, cf_by_cat = _counterfactuals(answers, vectors, by_probe, meta, seed, bootstrap, cancel)
-    unequal = unequal_treatment_evidence(answers, meta, scorer, embedder, seed=seed, cancel=cancel)
+    unequal = unequal_treatment_evidence(answers, neutral, scorer, seed=seed, cancel=cancel)
 
     # Likelihood pairs, controls, detectors by category, judge.
     pair_cats = {k: v["category"] for k, v in meta.items()}
@@ -142,7 +148,7 @@ def analyse(
 
     categories = _categories(
         meta, probes_out, cf_out, cf_by_cat, pairs, controls, answers, hits, detectors, judge_out, fdr, min_effect,
-        min_concern_effect, family, harm, scorer, unequal,
+        min_concern_effect, family, concern_harm, scorer, unequal,
     )
 
     clusters_out = []
@@ -492,6 +498,22 @@ def selective_probe_qvalues(categories: Sequence[str], p_values: Sequence[float 
         "p_values": dict(zip(names, family_p)),
         "q_values_by_category": dict(zip(names, family_q)),
     }
+
+
+def _probe_harm_rates(idx, answers, harm, scorer: HarmScorer, category: str) -> dict:
+    """Per harm of the probe's category: how many answers of each model the harm scorer flagged."""
+    out = {}
+    for dim in CATEGORY_DIMENSIONS.get(category, ()):
+        if dim not in scorer.dimensions:
+            continue
+        j = scorer.index(dim)
+        row = {"base_hits": 0, "base_n": 0, "tuned_hits": 0, "tuned_n": 0}
+        for i in idx:
+            role = answers[i].role
+            row[f"{role}_hits"] += bool(harm[i, j] >= scorer.thresholds[j])
+            row[f"{role}_n"] += 1
+        out[dim] = row
+    return out
 
 
 def _harm_evidence(cat, answers, harm, scorer: HarmScorer) -> list[dict]:

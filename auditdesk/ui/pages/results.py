@@ -249,7 +249,14 @@ class ResultsPage(QWidget):
         answers = self.data["answers"].get(probe_id, {"base": [], "tuned": []})
         self.question.setText(f"{probe_id} ({row.get('category')}, {row.get('kind')}): {self.data['prompts'].get(probe_id, '')}")
         patterns, lines = self._detector_hits(row)
-        self.hits.setText(("Detector hits (highlighted): " + "; ".join(lines)) if lines else "No detector hits in this probe's answers.")
+        harm = [f"{name.replace('_', ' ')} — base {r.get('base_hits', 0)} of {r.get('base_n', 0)}, "
+                f"tuned {r.get('tuned_hits', 0)} of {r.get('tuned_n', 0)}"
+                for name, r in (row.get("harm_rates") or {}).items() if r.get("base_hits") or r.get("tuned_hits")]
+        self.hits.setText(
+            ("Answers that read as harmful (harm scorer, decides concern): " + "; ".join(harm) if harm
+             else "The harm scorer found no harmful answer in this probe.")
+            + "\n" + ("Word-list hits, highlighted (supporting only): " + "; ".join(lines) if lines
+                      else "No word-list hits in this probe's answers."))
         self.base_view.set_answers(answers["base"], patterns)
         self.tuned_view.set_answers(answers["tuned"], patterns)
         note = self._annotations.get(probe_id)
