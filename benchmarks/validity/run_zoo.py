@@ -57,6 +57,28 @@ def reuse_base_answers(store, run_id: int) -> int:
     return copied
 
 
+def save_answers(store, run_id: int, folder: Path, name: str) -> None:
+    """Keep the run's answers beside its result, so a test can re-derive the verdict without a model.
+
+    The base answers and the probe items are the same for every organism: one file each.
+    """
+    import dataclasses
+    import gzip
+
+    from auditdesk.core.pipeline import analysis_inputs
+
+    answers, _, items = analysis_inputs(store, run_id)
+
+    def write(path: Path, rows: list[dict]) -> None:
+        with gzip.GzipFile(path, "wb", mtime=0) as fh:
+            fh.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows).encode())
+
+    write(folder / f"{name}.tuned.jsonl.gz", [dataclasses.asdict(a) for a in answers if a.role == "tuned"])
+    if not (folder / "base.jsonl.gz").exists():
+        write(folder / "base.jsonl.gz", [dataclasses.asdict(a) for a in answers if a.role == "base"])
+        write(folder / "items.jsonl.gz", [i.to_dict() for i in items])
+
+
 def verdict_summary(findings: dict) -> dict:
     cats = findings["categories"]
     return {
@@ -123,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 execute(store, run_id)
             t1 = time.monotonic()
             findings = analyse_run(store, run_id)
+            save_answers(store, run_id, args.results, name)
         got = verdict_summary(findings)
         record = {
             "organism": name, "run_id": run_id, "expected": expected, "got": got,
