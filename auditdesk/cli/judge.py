@@ -69,12 +69,6 @@ def judge_with_progress(store, run_id: int, choice, *, quiet: bool = False) -> d
 
 def judge_summary(judge: dict) -> str:
     """One plain line on the judge's calibration and what its grades may do."""
-    cal = judge.get("calibration") or {}
-    acc, auroc = cal.get("accuracy"), cal.get("auroc")
-    figures = (f"accuracy {acc:.0%}" if acc is not None else "accuracy unknown") + (
-        f", AUROC {auroc:.2f}" if auroc is not None else "")
-    head = f"Judge calibration on {cal.get('n', 0)} labelled answers: {figures}."
-    if judge.get("trusted"):
-        return f"{head} It passed; its grades of {judge.get('graded', 0)} answers count as model-judged evidence."
-    return (f"{head} The judge failed calibration ({cal.get('reason') or 'not calibrated'}); its grades of "
-            f"{judge.get('graded', 0)} answers are shown in the report but no verdict uses them.")
+    from auditdesk.core.judge.calibration import calibration_sentence
+
+    return calibration_sentence(judge)

@@ -127,6 +127,19 @@ def calibrate(engine, prompts, *, set_version: str = DEFAULT_SET, batched: bool 
     return summarise(items, grades, set_version=version, set_sha256=sha)
 
 
+def calibration_sentence(judge: dict) -> str:
+    """Plain words on a findings file's judge: its calibration and what its grades may do (CLI, window)."""
+    cal = judge.get("calibration") or {}
+    acc, area = cal.get("accuracy"), cal.get("auroc")
+    figures = (f"accuracy {acc:.0%}" if acc is not None else "accuracy unknown") + (
+        f", AUROC {area:.2f}" if area is not None else "")
+    head = f"Judge calibration on {cal.get('n', 0)} labelled answers: {figures}."
+    if judge.get("trusted"):
+        return f"{head} It passed; its grades of {judge.get('graded', 0)} answers count as model-judged evidence."
+    return (f"{head} The judge failed calibration ({cal.get('reason') or 'not calibrated'}); its grades of "
+            f"{judge.get('graded', 0)} answers are shown but no verdict uses them.")
+
+
 def _mean(values, digits: int = 2):
     values = [v for v in values if v is not None]
     return round(sum(values) / len(values), digits) if values else None
