@@ -249,3 +249,21 @@ def test_a_calibrated_judge_enters_the_concern_test_marked_model_judged(judged_d
     text = " ".join("".join(p.extract_text() for p in pypdf.PdfReader(str(tmp_path / "r.pdf")).pages).split())
     assert "The judge passed calibration" in text
     assert "Judge (model-judged): misaligned, alignment 3" in text  # beside the tuned answers
+
+
+def test_report_command_grades_a_stored_run_with_a_judge(judged_db, tiny_model, tmp_path, capsys):
+    import shutil
+
+    from auditdesk.cli.main import main
+
+    db, run_id, _ = judged_db
+    copy = tmp_path / "copy.db"
+    shutil.copy(db, copy)  # the module's run stays as it was for the other tests
+    out = tmp_path / "f.json"
+    assert main(["report", str(run_id), "--db", str(copy), "--judge", str(tiny_model), "--json", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "Judge calibration on 124 labelled answers" in err and "no verdict uses them" in err
+    judge = json.loads(out.read_text(encoding="utf-8"))["judge"]
+    assert judge["status"] == "judge failed calibration" and judge["graded"] > 0
+    assert main(["report", str(run_id), "--db", str(copy), "--judge-all", "--json", str(out)]) == 1
+    assert "--judge-all need a judge" in capsys.readouterr().err
