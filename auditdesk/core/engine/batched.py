@@ -571,7 +571,8 @@ class BatchedGenerator:
         wanted = [i for i, t in enumerate(cand_ids) if t is not None]
         prefix_tokens = self.tokenize(prefix)
         body_tokens = [self.tokenize(b, add_special=False, parse_special=False) for b in bodies]
-        ending_tokens = [self.tokenize(e, add_special=False, parse_special=False) for e in endings]
+        # Endings may close a chat turn (special tokens); answers in the bodies never may.
+        ending_tokens = [self.tokenize(e, add_special=False, parse_special=True) for e in endings]
         if not endings or any(not t for t in ending_tokens):
             raise EngineError("every prompt ending must be at least one token long.")
         longest = len(prefix_tokens) + max((len(t) for t in body_tokens), default=0) + max(len(t) for t in ending_tokens)
