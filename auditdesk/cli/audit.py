@@ -50,13 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--db", type=Path, default=None, help="audit database (default: in the AuditDesk home)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the analysis JSON and the PDF report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from auditdesk.cli.judge import add_judge_options
+
+    add_judge_options(parser)
     parser.set_defaults(func=run_audit_command)
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
+    from auditdesk.cli.judge import judge_choice
     from auditdesk.core.runner.audit import AuditConfig, plan_run
     from auditdesk.core.store import open_store
 
+    judge = judge_choice(args)  # checked before anything runs
     config = AuditConfig(
         base_model=args.base or "", tuned_model=args.tuned, lora_adapter=args.lora, packs=list(args.pack),
         base_server=args.base_server, tuned_server=args.tuned_server,
@@ -67,10 +72,10 @@ def run_audit_command(args: argparse.Namespace) -> int:
     with open_store(args.db) as store:
         run_id = plan_run(config, store)
         print(f"Audit run {run_id} planned; answers are stored in {store.path}.", file=sys.stderr)
-        return execute_with_progress(store, run_id, out=args.out, quiet=args.quiet)
+        return execute_with_progress(store, run_id, out=args.out, quiet=args.quiet, judge=judge)
 
 
-def execute_with_progress(store, run_id: int, *, out: Path | None, quiet: bool = False) -> int:
+def execute_with_progress(store, run_id: int, *, out: Path | None, quiet: bool = False, judge=None) -> int:
     """Run a stored run with a progress bar; Ctrl-C cancels cleanly (resumable)."""
     from auditdesk.core.progress import CancelToken
     from auditdesk.core.runner.audit import execute
@@ -101,6 +106,11 @@ def execute_with_progress(store, run_id: int, *, out: Path | None, quiet: bool =
     )
     if stats.generate_seconds:
         print(f"Storing answers took {100 * stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
+    if judge is not None:
+        from auditdesk.cli.judge import judge_with_progress
+
+        if judge_with_progress(store, run_id, judge, quiet=quiet) is None:
+            return 130
     if out is not None:
         write_outputs(store, run_id, out, quiet=quiet)
     print(run_id)

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "else the bundled one)")
     parser.add_argument("--reanalyse", action="store_true",
                         help="analyse the stored answers again before exporting (default: reuse the stored analysis)")
+    from auditdesk.cli.judge import add_judge_options
+
+    add_judge_options(parser)
     parser.set_defaults(func=report_command)
 
 
@@ -59,10 +62,17 @@ def report_command(args) -> int:
     meta = ReportMeta(organisation=args.organisation, auditor=args.auditor, notes=args.notes)
     if args.title:
         meta.title = args.title
+    from auditdesk.cli.judge import judge_choice, judge_with_progress
+
+    judge = judge_choice(args)
     store = open_store(args.db)
     try:
         findings = None
-        if args.reanalyse or store.latest_analysis(args.run_id) is None:
+        if judge is not None:  # grade the stored answers with the judge, then analyse with its grades
+            findings = judge_with_progress(store, args.run_id, judge)
+            if findings is None:
+                return 130
+        elif args.reanalyse or store.latest_analysis(args.run_id) is None:
             from auditdesk.cli.audit import ProgressBar
             from auditdesk.core.pipeline import analyse_run
 

@@ -275,7 +275,7 @@ def audit_config(models: dict, engine: dict, probes: dict) -> Any:
 
 
 def start_audit(config: Any, db_path: str, *, reporter: ProgressReporter | None = None,
-                cancel: CancelToken | None = None) -> dict:
+                cancel: CancelToken | None = None, judge: str | None = None) -> dict:
     """Plan a new run, execute it to the end, then analyse it; returns {"run_id", "findings"}."""
     from auditdesk.core.runner import audit
     from auditdesk.core.store.db import open_store
@@ -287,17 +287,17 @@ def start_audit(config: Any, db_path: str, *, reporter: ProgressReporter | None 
             reporter.progress(ProgressEvent("planned", 0, total, f"Audit {run_id} planned: {total} answers to collect.",
                                             extra={"run_id": run_id}))
         _execute(store, run_id, db_path, reporter, cancel)
-    return {"run_id": run_id, "findings": finish_run(db_path, run_id, reporter=reporter, cancel=cancel)}
+    return {"run_id": run_id, "findings": finish_run(db_path, run_id, reporter=reporter, cancel=cancel, judge=judge)}
 
 
 def resume_audit(run_id: int, db_path: str, *, reporter: ProgressReporter | None = None,
-                 cancel: CancelToken | None = None) -> dict:
+                 cancel: CancelToken | None = None, judge: str | None = None) -> dict:
     """Continue an interrupted run to the end, then analyse it."""
     from auditdesk.core.store.db import open_store
 
     with open_store(db_path) as store:
         _execute(store, run_id, db_path, reporter, cancel)
-    return {"run_id": run_id, "findings": finish_run(db_path, run_id, reporter=reporter, cancel=cancel)}
+    return {"run_id": run_id, "findings": finish_run(db_path, run_id, reporter=reporter, cancel=cancel, judge=judge)}
 
 
 def _execute(store: Any, run_id: int, db_path: str, reporter: ProgressReporter | None, cancel: CancelToken | None) -> None:
@@ -368,7 +368,7 @@ def _question_from_prompt(prompt: str) -> str:
 
 
 def finish_run(db_path: str, run_id: int, *, reporter: ProgressReporter | None = None,
-               cancel: CancelToken | None = None) -> dict | None:
+               cancel: CancelToken | None = None, judge: str | None = None) -> dict | None:
     """Analyse a completed run in a child process and store the findings; None when analysis is not in this build.
 
     A child process, because importing torch and sentence-transformers holds
@@ -384,8 +384,9 @@ def finish_run(db_path: str, run_id: int, *, reporter: ProgressReporter | None =
 
     if reporter is not None:
         reporter.progress(ProgressEvent("analysis", 0, 0, "Analysing the answers (embeddings, statistics, clusters)…"))
-    code = "import sys; from auditdesk.ui.backend import analysis_child_main; analysis_child_main(sys.argv[1], int(sys.argv[2]))"
-    process = subprocess.Popen([sys.executable, "-c", code, str(db_path), str(int(run_id))],
+    code = ("import sys; from auditdesk.ui.backend import analysis_child_main; "
+            "analysis_child_main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:])")
+    process = subprocess.Popen([sys.executable, "-c", code, str(db_path), str(int(run_id)), *([judge] if judge else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
     findings = None
     failure: str | None = None
@@ -441,8 +442,9 @@ def _send(out, message: dict) -> None:  # noqa: ANN001
     out.flush()
 
 
-def analysis_child_main(db_path: str, run_id: int) -> None:
-    """Entry point of the analysis process: analyse, store, print the findings as one JSON line."""
+def analysis_child_main(db_path: str, run_id: int, judge: str | None = None) -> None:
+    """Entry point of the analysis process: analyse (with the judge model file, if given), store,
+    print the findings as one JSON line. A cancelled judge keeps its grades; the next run reuses them."""
     import sys
 
     import auditdesk.core  # noqa: F401 - offline switches before anything loads
@@ -455,6 +457,10 @@ def analysis_child_main(db_path: str, run_id: int) -> None:
     try:
         with open_store(db_path) as store:
             findings = pipeline.analyse_run(store, run_id, reporter=_StdoutReporter(out))
+            if judge:
+                from auditdesk.core.judge import JudgeChoice, judge_and_analyse
+
+                findings = judge_and_analyse(store, run_id, JudgeChoice(path=judge), reporter=_StdoutReporter(out))
         _send(out, {"kind": "result", "findings": findings})
     except BaseException as exc:  # noqa: BLE001 - the parent turns this into a dialog
         _send(out, {"kind": "error", "message": describe_error(exc)})
