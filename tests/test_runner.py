@@ -11,8 +11,8 @@ import pytest
 from auditdesk.core.engine import open_engine
 from auditdesk.core.probes.items import ProbeItem
 from auditdesk.core.progress import CancelToken, CollectingReporter
-from auditdesk.core.runner import AuditConfig, ModelChanged, RunCancelled, plan_run
-from auditdesk.core.runner.audit import execute
+from auditdesk.core.audit_job import AuditConfig, ModelChanged, RunCancelled, plan_run
+from auditdesk.core.audit_job import execute
 from auditdesk.core.runner.plan import build_plan
 from auditdesk.core.store import DiskFull, open_store
 

@@ -42,7 +42,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def report_command(args) -> int:
     from auditdesk.core.errors import AuditDeskError
-    from auditdesk.core.report.export import export_run
     from auditdesk.core.report.pdf import ReportMeta
     from auditdesk.core.store import open_store
 
@@ -59,19 +58,13 @@ def report_command(args) -> int:
     meta = ReportMeta(organisation=args.organisation, auditor=args.auditor, notes=args.notes)
     if args.title:
         meta.title = args.title
-    store = open_store(args.db)
-    try:
-        findings = None
-        if args.reanalyse or store.latest_analysis(args.run_id) is None:
-            from auditdesk.cli.audit import ProgressBar
-            from auditdesk.core.pipeline import analyse_run
+    from auditdesk.cli.audit import ProgressBar
+    from auditdesk.core.audit_job import export
 
-            with ProgressBar() as reporter:
-                findings = analyse_run(store, args.run_id, reporter=reporter)
-        result = export_run(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
-                            findings=findings, signing=signing, bundle=args.bundle, frameworks=args.frameworks)
-    finally:
-        store.close()
+    with open_store(args.db) as store, ProgressBar() as reporter:
+        result = export(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
+                        signing=signing, bundle=args.bundle, frameworks=args.frameworks, reanalyse=args.reanalyse,
+                        reporter=reporter)
     for label, path in (("Findings", args.json), ("Answers", args.csv)):
         if path:
             print(f"{label} written to {path}", file=sys.stderr)

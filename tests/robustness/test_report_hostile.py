@@ -33,7 +33,7 @@ HOSTILE = [
 def hostile_run(tmp_path_factory, tiny_model, tiny_lora):
     """A real stored run whose answers are the hostile corpus (stored as the engine would store them)."""
     from auditdesk.core.report.sample import sample_findings
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     folder = tmp_path_factory.mktemp("hostile-run")
