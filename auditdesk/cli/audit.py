@@ -109,12 +109,14 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
             print(f"Estimated time on this computer: {audit_job.format_duration(estimate['seconds'])} "
                   f"(from a short measurement of both models' speed).", file=sys.stderr)
 
+    if config is not None:  # planned before the progress bar, so a refused input prints one line
+        run_id = audit_job.plan_run(config, store)
+        on_planned(run_id, len(store.units(run_id)))
     for sig in previous:
         signal.signal(sig, on_signal)
     try:
         with ProgressBar(quiet=quiet) as reporter:
-            result = audit_job.run_job(store, config=config, run_id=run_id, reporter=reporter, cancel=cancel,
-                                       analyse=False, on_planned=on_planned)
+            result = audit_job.run_job(store, run_id=run_id, reporter=reporter, cancel=cancel, analyse=False)
     except audit_job.RunCancelled as exc:
         print(f"auditdesk: {exc}", file=sys.stderr)
         return 130

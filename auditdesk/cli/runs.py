@@ -120,7 +120,7 @@ def resume_command(args) -> int:
 
 def delete_command(args) -> int:
     from auditdesk.core.errors import AuditDeskError
-    from auditdesk.core.runner.audit import delete_run
+    from auditdesk.core.audit_job import delete_run
 
     with _open(args, read_only=False) as store:
         store.require_writable()
