@@ -76,7 +76,7 @@ def export_run(store, run_id: int, *, pdf: Path | None = None, json_path: Path |
     if not meta.annotations:
         meta.annotations = stored_annotations(store, run_id)
     if not meta.reproduce_command:
-        meta.reproduce_command = str(((findings.get("run_info") or {}).get("run") or {}).get("command") or "")
+        meta.reproduce_command = str((findings.get("run") or {}).get("command") or "")
     if pdf is None and bundle is None:
         if json_path is not None:
             write_json(findings, json_path)
