@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,12 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk import __version__
+from auditdesk.ui.settings import APPLICATION, ORGANISATION, settings  # noqa: F401
 from auditdesk.ui.state import AuditSession
 from auditdesk.ui.widgets.common import show_error
 from auditdesk.ui.workers import TaskManager
 
-ORGANISATION = "AuditDesk"
-APPLICATION = "AuditDesk"
 
 # (page key, label with mnemonic, needs)
 STEPS = [
@@ -42,11 +41,6 @@ STEPS = [
     ("history", "&6  History"),
     ("ask", "&7  Ask both"),
 ]
-
-
-def settings() -> QSettings:
-    """The window's persistent settings (geometry, last folders, engine settings)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
 
 
 def app_icon() -> QIcon:

@@ -128,15 +128,15 @@ class ProbesPage(QWidget):
 
     # -- settings -------------------------------------------------------------------
     def _load_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
-        self.samples_spin.setValue(int(s.value("probes/samples", self.session.probes.samples)))
-        self.tokens_spin.setValue(int(s.value("probes/max_tokens", self.session.probes.max_tokens)))
+        self.samples_spin.setValue(s.get("probes/samples", self.session.probes.samples))
+        self.tokens_spin.setValue(s.get("probes/max_tokens", self.session.probes.max_tokens))
         self._wanted = [p for p in str(s.value("probes/packs", "quick")).split("\n") if p]
 
     def save_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         s.setValue("probes/samples", self.samples_spin.value())
@@ -237,7 +237,7 @@ class ProbesPage(QWidget):
 
     # -- import --------------------------------------------------------------------------
     def import_pack(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         folder = str(settings().value("folders/packs", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, "Import a probe pack", folder, "Probe packs (*.yaml *.yml)")

@@ -14,17 +14,10 @@ from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
 from auditdesk.core.findings_contract import STATUS_WORDS, category_status
+from auditdesk.ui.palette import ROLE_COLOURS, STATUS_COLOURS
 
 STATUS_WORDS_LOWER = {status: words.lower() for status, words in STATUS_WORDS.items()}
 
-# Traffic lights over findings_contract's statuses: concerning / changed, not concerning / no change.
-STATUS_COLOURS = {
-    "concerning": QColor("#d64541"),
-    "changed": QColor("#e8a33d"),
-    "unchanged": QColor("#3aa65b"),
-    "unknown": QColor("#8a8a8a"),
-}
-ROLE_COLOURS = {"base": QColor("#3f7fbf"), "tuned": QColor("#d9722b")}
 
 
 class WeightChangeChart(QWidget):
