@@ -345,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="fill in the demo models on start")
     args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     import auditdesk.core  # noqa: F401 - sets the offline switches before anything loads
+    from auditdesk.ui.system_check import missing_xcb_packages, xcb_message
+
+    missing = missing_xcb_packages()
+    if missing:
+        print(xcb_message(missing), file=sys.stderr)
+        return 1
 
     app = create_app([sys.argv[0], *qt_args])
     window = MainWindow(Path(args.db) if args.db else None)
