@@ -116,7 +116,7 @@ def test_cancel_mid_batch_then_resume_equals_uninterrupted(tmp_path, tiny_model,
         assert store.integrity_check() == "ok"
 
 
-def test_cancel_stops_within_a_second(tmp_path, tiny_model, tiny_lora):
+def test_cancel_stops_the_run_before_its_end(tmp_path, tiny_model, tiny_lora):
     with open_store(tmp_path / "a.db") as store:
         run_id = plan_run(_config(tiny_model, tiny_lora, max_tokens=400, samples=8), store, items=_items())
         token = CancelToken()
