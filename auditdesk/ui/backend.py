@@ -8,6 +8,7 @@ store at the window's database path and shape results for the pages.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from auditdesk.core import audit_job

@@ -258,3 +258,7 @@ def _embedded_file(root, wanted: str) -> bytes | None:
             if str(key) == wanted:
                 return _deref(_deref(_deref(spec)["/EF"])["/F"]).data
     return None
+
+
+def _deref(value):
+    return value.get_object() if hasattr(value, "get_object") else value

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import tempfile
 import zipfile
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditdesk.core.errors import AuditDeskError
-from auditdesk.core.evidence.manifest import MANIFEST_FORMAT, MANIFEST_NAME, check_evidence, read_manifest  # noqa: F401
+from auditdesk.core.evidence.manifest import check_evidence, read_manifest
 from auditdesk.core.evidence.signing import SELF_SIGNED_NOTE
 
 # What a later revision may do to an earlier signature's document: add signatures, fill signature fields.
@@ -52,10 +51,6 @@ class Verification:
 
     def add(self, name: str, passed: bool | None, detail: str) -> None:
         self.checks.append(Check(name, passed, detail))
-
-
-def _deref(value):
-    return value.get_object() if hasattr(value, "get_object") else value
 
 
 def verify_report(pdf: str | Path, *, evidence: str | Path | None = None) -> Verification:
