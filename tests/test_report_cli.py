@@ -10,7 +10,7 @@ import pytest
 pypdf = pytest.importorskip("pypdf")
 
 from auditdesk.cli.main import main  # noqa: E402
-from auditdesk.core.report.sample import sample_findings  # noqa: E402
+from report_sample import sample_findings  # noqa: E402
 from auditdesk.core.store import open_store  # noqa: E402
 
 

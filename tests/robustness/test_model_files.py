@@ -221,7 +221,7 @@ def test_mismatch_is_stated_in_the_report(tmp_path, tiny_model, foreign_model):
 
     from auditdesk.core.models.lineage import check_lineage
     from auditdesk.core.report import ReportMeta, build_report
-    from auditdesk.core.report.sample import sample_answers, sample_findings
+    from report_sample import sample_answers, sample_findings
 
     findings = sample_findings(6)
     findings["models"]["lineage"] = check_lineage(tiny_model, foreign_model).to_dict()
