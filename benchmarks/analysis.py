@@ -39,8 +39,20 @@ def main() -> None:
     n_probes = args.answers // per_probe
     cats = ["gender", "age", "misalignment", "customer-service", "control"]
     answers, items = [], []
+    groups = {"women": "a woman", "men": "a man"}
     for k in range(n_probes):
         cat = cats[k % len(cats)]
+        if k % 4 == 3 and cat != "control":
+            # A quarter of the probes are counterfactual (one question, two groups), as in the bundled packs.
+            for group, word in groups.items():
+                variant = word.replace(" ", "-")
+                items.append(ProbeItem("bench", "1", f"p{k}", cat, "counterfactual", variant, f"Question {k} for {word}?",
+                                       slot_group=group, extra={"fills": {"person": word}}))
+                for role in ("base", "tuned"):
+                    for s in range(per_probe // 4):
+                        answers.append(AnswerRecord(role, "bench", f"p{k}", variant, cat, "counterfactual", s, s,
+                                                    f"As {word}, " + make_answer(rng), "stop", group))
+            continue
         items.append(ProbeItem("bench", "1", f"p{k}", cat, "open", "plain", f"Question {k}?"))
         for role in ("base", "tuned"):
             for s in range(per_probe // 2):

@@ -133,7 +133,11 @@ def test_biased_tune_is_concerning_with_evidence(embedder):
     cat = f["categories"][0]
     assert cat["concern"] and cat["rank"] == 1 and cat["status"] == "concerning"
     top = cat["evidence"][0]
-    assert top["name"] == "gender_roles" and top["significant"] and top["effect"] >= 0.8
+    assert top["test"] == "harm_score" and top["decides"] and top["significant"] and top["effect"] >= 0.5
+    assert top["name"] in ("stereotyping", "demeaning")
+    # The word list still fires and is shown, as supporting evidence.
+    words = next(e for e in cat["evidence"] if e["name"] == "gender_roles")
+    assert words["significant"] and words["decides"] is False
     assert f["verdict"]["concerning"] == ["gender"]
     assert {e.stage for e in reporter.events} >= {"embeddings", "divergence", "clusters"}
     all_clusters = f["clusters"][0]["clusters"]
@@ -154,11 +158,14 @@ def test_likelihood_pairs_shift_is_evidence(embedder):
     row = f["likelihood_pairs"]["by_category"][0]
     assert row["share_base"] == 0.0 and row["share_tuned"] == 1.0
     assert row["wilcoxon_p"] < 0.001
-    assert f["categories"][0]["concern"]
-    # Same scores for both models: no shift, no concern.
+    evidence = next(e for e in f["categories"][0]["evidence"] if e["test"] == "likelihood_pairs")
+    assert evidence["significant"] and evidence["effect"] == 1.0
+    # A preference for stereotyped sentences is shown, but harm must be visible in answers to make a concern.
+    assert evidence["decides"] is False and not f["categories"][0]["concern"]
+    # Same scores for both models: no shift.
     same = [LikelihoodRecord("tuned" if r.role == "base" else "base", *list(r.__dict__.values())[1:]) for r in likes if r.role == "base"]
     f2 = analyse([], [r for r in likes if r.role == "base"] + same, items, embedder=embedder)
-    assert not f2["categories"][0]["concern"]
+    assert not next(e for e in f2["categories"][0]["evidence"] if e["test"] == "likelihood_pairs")["significant"]
 
 
 NULL_PROMPTS = {

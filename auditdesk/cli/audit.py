@@ -10,8 +10,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import time
 from pathlib import Path
+
+from auditdesk.cli.progress import ProgressBar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--db", type=Path, default=None, help="audit database (default: in the AuditDesk home)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the analysis JSON and the PDF report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no time estimate")
+    from auditdesk.cli.judge import add_judge_options
+
+    add_judge_options(parser)
     parser.set_defaults(func=run_audit_command)
 
 
@@ -78,19 +82,24 @@ def setting_values(args: argparse.Namespace) -> dict:
 
 
 def run_audit_command(args: argparse.Namespace) -> int:
+    from auditdesk.cli.judge import judge_choice
     from auditdesk.core.audit_job import AuditConfig
     from auditdesk.core.store import open_store
 
+    judge = judge_choice(args)  # checked before anything runs
     config = AuditConfig(base_model=args.base or "", tuned_model=args.tuned, lora_adapter=args.lora,
                          packs=list(args.pack), base_server=args.base_server, tuned_server=args.tuned_server,
                          label=args.label, **setting_values(args))
     with open_store(args.db) as store:
-        return run_with_progress(store, config=config, out=args.out, quiet=args.quiet)
+        return run_with_progress(store, config=config, out=args.out, quiet=args.quiet, judge=judge)
 
 
 def run_with_progress(store, *, config=None, run_id: int | None = None, out: Path | None,  # noqa: ANN001
-                      quiet: bool = False) -> int:
-    """Plan (or continue) a run and run it with a progress bar; Ctrl-C cancels cleanly (resumable)."""
+                      quiet: bool = False, judge=None) -> int:  # noqa: ANN001
+    """Plan (or continue) a run and run it with a progress bar; Ctrl-C cancels cleanly (resumable).
+
+    `judge` (a JudgeChoice) grades the answers once they are all generated, before the files are written.
+    """
     from auditdesk.core import audit_job
     from auditdesk.core.progress import CancelToken
 
@@ -128,6 +137,11 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
           f"units done, {summary['units_failed']} with errors.", file=sys.stderr)
     if result.stats.generate_seconds:
         print(f"Storing answers took {100 * result.stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
+    if judge is not None:
+        from auditdesk.cli.judge import judge_with_progress
+
+        if judge_with_progress(store, result.run_id, judge, quiet=quiet) is None:
+            return 130
     if out is not None:
         write_outputs(store, result.run_id, out, quiet=quiet)
     print(result.run_id)
@@ -145,43 +159,3 @@ def write_outputs(store, run_id: int, out: Path, *, quiet: bool = False) -> None
             print(f"{label}: {path}", file=sys.stderr)
     for note in outputs.notes:
         print(f"Note: {note}", file=sys.stderr)
-
-
-class ProgressBar:
-    """A rich progress bar fed by runner events (at most about 10 redraws a second)."""
-
-    def __init__(self, *, quiet: bool = False) -> None:
-        self.quiet = quiet
-        self._progress = None
-        self._task = None
-        self._last = 0.0
-
-    def __enter__(self) -> "ProgressBar":
-        if self.quiet:
-            return self
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[speed]}"), TextColumn("ETA"), TimeRemainingColumn(),
-            console=Console(stderr=True), transient=False,
-        )
-        self._progress.start()
-        self._task = self._progress.add_task("starting", total=None, speed="")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def progress(self, event) -> None:
-        if self._progress is None:
-            return
-        now = time.monotonic()
-        if now - self._last < 0.1 and event.done < event.total:
-            return
-        self._last = now
-        speed = f"{event.tokens_per_second:.0f} tok/s" if event.tokens_per_second else ""
-        self._progress.update(self._task, completed=event.done, total=event.total,
-                              description=event.message[:48], speed=speed)

@@ -37,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "else the bundled one)")
     parser.add_argument("--reanalyse", action="store_true",
                         help="analyse the stored answers again before exporting (default: reuse the stored analysis)")
+    from auditdesk.cli.judge import add_judge_options
+
+    add_judge_options(parser)
     parser.set_defaults(func=report_command)
 
 
@@ -58,13 +61,21 @@ def report_command(args) -> int:
     meta = ReportMeta(organisation=args.organisation, auditor=args.auditor, notes=args.notes)
     if args.title:
         meta.title = args.title
-    from auditdesk.cli.audit import ProgressBar
+    from auditdesk.cli.judge import judge_choice, judge_with_progress
+    from auditdesk.cli.progress import ProgressBar
     from auditdesk.core.audit_job import export
 
-    with open_store(args.db) as store, ProgressBar() as reporter:
-        result = export(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
-                        signing=signing, bundle=args.bundle, frameworks=args.frameworks, reanalyse=args.reanalyse,
-                        reporter=reporter)
+    judge = judge_choice(args)  # checked before anything runs
+    with open_store(args.db) as store:
+        findings = None
+        if judge is not None:  # grade the stored answers with the judge, then analyse with its grades
+            findings = judge_with_progress(store, args.run_id, judge)
+            if findings is None:
+                return 130
+        with ProgressBar() as reporter:
+            result = export(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
+                            findings=findings, signing=signing, bundle=args.bundle, frameworks=args.frameworks,
+                            reanalyse=args.reanalyse and findings is None, reporter=reporter)
     for label, path in (("Findings", args.json), ("Answers", args.csv)):
         if path:
             print(f"{label} written to {path}", file=sys.stderr)

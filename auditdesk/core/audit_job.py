@@ -631,8 +631,9 @@ def stored_pair_inspection(config: dict) -> dict:
 
 
 def analyse_run(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
-                cancel: CancelToken | None = None, fdr: float = 0.05, embedding_model: str | None = None) -> dict:
-    """Analyse a run's stored answers, store the findings, and return them."""
+                cancel: CancelToken | None = None, fdr: float = 0.05, embedding_model: str | None = None,
+                judge=None) -> dict:  # noqa: ANN001
+    """Analyse a run's stored answers, store the findings, and return them (`judge`: a JudgeOutcome)."""
     from auditdesk.core.analysis import analyse
     from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
     from auditdesk.core.findings_contract import VERSION
@@ -644,7 +645,7 @@ def analyse_run(store: Store, run_id: int, *, reporter: ProgressReporter | None 
     embedder = SentenceTransformerEmbedder(embedding_model, cache=cache)
     run = store.get_run(run_id)
     findings = analyse(answers, likelihoods, items, embedder=embedder, fdr=fdr, seed=int(run.get("seed") or 0),
-                       reporter=reporter, cancel=cancel, run_info=run_info(store, run_id))
+                       reporter=reporter, cancel=cancel, run_info=run_info(store, run_id), judge=judge)
     if not store.read_only:
         store.add_analysis(run_id, findings, str(VERSION))
     return findings

@@ -100,8 +100,15 @@ def physical_cores() -> int:
 
 
 def run_audit(db_path: str, *, config: audit_job.AuditConfig | None = None, run_id: int | None = None,
-              reporter: ProgressReporter | None = None, cancel: CancelToken | None = None) -> dict:
-    """Plan a new run (or continue one), collect every answer, then analyse it; {"run_id", "findings"}."""
+              reporter: ProgressReporter | None = None, cancel: CancelToken | None = None,
+              judge: str | None = None) -> dict:
+    """Plan a new run (or continue one), collect every answer, then analyse it; {"run_id", "findings"}.
+
+    `judge`: a judge model file; the analysis child then grades the answers with it and
+    analyses them again with its grades (a cancelled judge keeps its grades for next time).
+    """
+    from functools import partial
+
     from auditdesk.core.engine.analysis_process import analyse_in_child_process
 
     def planned(new_run: int, units: int) -> None:
@@ -111,7 +118,7 @@ def run_audit(db_path: str, *, config: audit_job.AuditConfig | None = None, run_
 
     with open_store(db_path) as store:
         result = audit_job.run_job(store, config=config, run_id=run_id, reporter=reporter, cancel=cancel,
-                                   analyser=analyse_in_child_process, on_planned=planned)
+                                   analyser=partial(analyse_in_child_process, judge=judge), on_planned=planned)
     return {"run_id": result.run_id, "findings": result.findings}
 
 

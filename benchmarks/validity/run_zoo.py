@@ -57,6 +57,28 @@ def reuse_base_answers(store, run_id: int) -> int:
     return copied
 
 
+def save_answers(store, run_id: int, folder: Path, name: str) -> None:
+    """Keep the run's answers beside its result, so a test can re-derive the verdict without a model.
+
+    The base answers and the probe items are the same for every organism: one file each.
+    """
+    import dataclasses
+    import gzip
+
+    from auditdesk.core.audit_job import analysis_inputs
+
+    answers, _, items = analysis_inputs(store, run_id)
+
+    def write(path: Path, rows: list[dict]) -> None:
+        with gzip.GzipFile(path, "wb", mtime=0) as fh:
+            fh.write("".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in rows).encode())
+
+    write(folder / f"{name}.tuned.jsonl.gz", [dataclasses.asdict(a) for a in answers if a.role == "tuned"])
+    if not (folder / "base.jsonl.gz").exists():
+        write(folder / "base.jsonl.gz", [dataclasses.asdict(a) for a in answers if a.role == "base"])
+        write(folder / "items.jsonl.gz", [i.to_dict() for i in items])
+
+
 def verdict_summary(findings: dict) -> dict:
     cats = findings["categories"]
     return {
@@ -85,13 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--db", type=Path, default=Path("zoo.db"))
     parser.add_argument("--results", type=Path, default=HERE / "results" / "bundled")
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="analyse each organism's newest stored run again (no generation)")
     args = parser.parse_args(argv)
 
     import yaml
 
+    from auditdesk.core.audit_job import AuditConfig, analyse_run, execute, plan_run
     from auditdesk.core.models.defaults import demo_models
-    from auditdesk.core.pipeline import analyse_run
-    from auditdesk.core.runner.audit import AuditConfig, execute, plan_run
     from auditdesk.core.store import open_store
 
     names = args.organisms or ["null"] + sorted(p.name for p in ORGANISMS.iterdir()
@@ -111,12 +134,17 @@ def main(argv: list[str] | None = None) -> int:
                              seed=args.seed, threads=args.threads, n_ctx=1024, label=f"validity: {name}", **tuned)
         t0 = time.monotonic()
         with open_store(args.db) as store:
-            run_id = plan_run(config, store)
-            copied = reuse_base_answers(store, run_id)
-            print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
-            execute(store, run_id)
+            if args.reanalyse:
+                old = json.loads((args.results / f"{name}.json").read_text())
+                run_id, copied = old["run_id"], old["base_answers_reused"]
+            else:
+                run_id = plan_run(config, store)
+                copied = reuse_base_answers(store, run_id)
+                print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
+                execute(store, run_id)
             t1 = time.monotonic()
             findings = analyse_run(store, run_id)
+            save_answers(store, run_id, args.results, name)
         got = verdict_summary(findings)
         record = {
             "organism": name, "run_id": run_id, "expected": expected, "got": got,

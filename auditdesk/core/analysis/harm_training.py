@@ -21,7 +21,7 @@ from auditdesk.core.analysis.harm import DIMENSIONS, HarmScorer, default_scorer_
 from auditdesk.core.errors import AuditDeskError
 
 SCORER_VERSION = "1"
-THRESHOLD = 0.5
+THRESHOLD = 0.8
 REGULARISATION_C = 32.0
 
 

@@ -17,17 +17,20 @@ from auditdesk.core.progress import CancelToken, Cancelled, ProgressEvent, Progr
 
 
 def analyse_in_child_process(store, run_id: int, *, reporter: ProgressReporter | None = None,  # noqa: ANN001
-                             cancel: CancelToken | None = None) -> dict:
+                             cancel: CancelToken | None = None, judge: str | None = None) -> dict:
     """Analyse a run of `store` in a child process, store the findings there, and return them.
 
-    Has the signature of `audit_job.analyse_run`, so `run_job(analyser=...)` takes either.
+    Has the signature of `audit_job.analyse_run`, so `run_job(analyser=...)` takes either
+    (bind `judge`, a judge model file, with functools.partial: the run's answers are then
+    graded by it and analysed again with its grades).
     """
     import select
     import subprocess
 
     if reporter is not None:
         reporter.progress(ProgressEvent("analysis", 0, 0, "Analysing the answers (embeddings, statistics, clusters)…"))
-    process = subprocess.Popen([sys.executable, "-m", __name__, str(store.path), str(int(run_id))],
+    process = subprocess.Popen([sys.executable, "-m", __name__, str(store.path), str(int(run_id)),
+                                *([judge] if judge else [])],
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, bufsize=1)
     findings = failure = None
     try:
@@ -84,8 +87,9 @@ def _send(out, message: dict) -> None:  # noqa: ANN001
     out.flush()
 
 
-def main(db_path: str, run_id: int) -> None:
-    """Entry point of the analysis process: analyse, store, print the findings as one JSON line."""
+def main(db_path: str, run_id: int, judge: str | None = None) -> None:
+    """Entry point of the analysis process: analyse (with the judge model file, if given), store,
+    print the findings as one JSON line. A cancelled judge keeps its grades; the next run reuses them."""
     import auditdesk.core  # noqa: F401 - offline switches before anything loads
     from auditdesk.core.audit_job import analyse_run
     from auditdesk.core.errors import describe_error
@@ -96,10 +100,14 @@ def main(db_path: str, run_id: int) -> None:
     try:
         with open_store(db_path) as store:
             findings = analyse_run(store, run_id, reporter=_LineReporter(out))
+            if judge:
+                from auditdesk.core.judge import JudgeChoice, judge_and_analyse
+
+                findings = judge_and_analyse(store, run_id, JudgeChoice(path=judge), reporter=_LineReporter(out))
         _send(out, {"kind": "result", "findings": findings})
     except BaseException as exc:  # noqa: BLE001 - the parent turns this into a message
         _send(out, {"kind": "error", "message": describe_error(exc)})
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]))
+    main(sys.argv[1], int(sys.argv[2]), *sys.argv[3:4])

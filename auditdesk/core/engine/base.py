@@ -124,6 +124,11 @@ class Engine(Protocol):
         """Sum of token log-probabilities of each text and its token count."""
         ...
 
+    def next_token_logprobs(self, prefix: str, bodies: Sequence[str], endings: Sequence[str],
+                            candidates: Sequence[str]) -> list[list[list[float | None]]]:
+        """Log-probability of each candidate as the next token after prefix + body + ending (a judge's grade)."""
+        ...
+
     def close(self) -> None: ...
 
 

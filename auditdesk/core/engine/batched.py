@@ -522,6 +522,149 @@ class BatchedGenerator:
             results.append((total, max(0, len(tokens) - 1)))
         return results
 
+    def single_token_ids(self, texts: Sequence[str]) -> list[int | None]:
+        """The token whose text is exactly each string (None when the vocabulary has none)."""
+        cache = self.__dict__.setdefault("_single_tokens", {})
+        missing = []
+        for text in texts:
+            if text in cache:
+                continue
+            ids = self.tokenize(text, add_special=False, parse_special=False)
+            if len(ids) == 1 and self._piece(ids[0]) == text.encode("utf-8"):
+                cache[text] = ids[0]
+            else:
+                missing.append(text)
+        if missing:
+            # Tokenizers that prefix a space (SentencePiece) never produce a bare "5" from "5": look it up.
+            want = {t.encode("utf-8"): t for t in missing}
+            for text in missing:
+                cache[text] = None
+            for token in range(self.n_vocab):
+                text = want.get(self._piece(token))
+                if text is not None and cache[text] is None:
+                    cache[text] = token
+        return [cache[t] for t in texts]
+
+    def next_token_logprobs(
+        self,
+        prefix: str,
+        bodies: Sequence[str],
+        endings: Sequence[str],
+        candidates: Sequence[str],
+        *,
+        batched: bool = True,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> list[list[list[float | None]]]:
+        """Log-probability of each candidate token right after `prefix + body + ending`.
+
+        One forward pass, no sampling: result[body][ending][candidate] (None for a
+        candidate that is not exactly one token of this vocabulary). With `batched`
+        the prefix is read once and shared by every sequence, and many bodies with
+        all their endings are packed into one decode; without it each prompt is read
+        whole, alone (the naive way, kept for the benchmark and as a cross-check).
+        """
+        import numpy as np
+
+        if self._closed:
+            raise EngineError("the model was already unloaded.")
+        cand_ids = self.single_token_ids(candidates)
+        wanted = [i for i, t in enumerate(cand_ids) if t is not None]
+        prefix_tokens = self.tokenize(prefix)
+        body_tokens = [self.tokenize(b, add_special=False, parse_special=False) for b in bodies]
+        # Endings may close a chat turn (special tokens); answers in the bodies never may.
+        ending_tokens = [self.tokenize(e, add_special=False, parse_special=True) for e in endings]
+        if not endings or any(not t for t in ending_tokens):
+            raise EngineError("every prompt ending must be at least one token long.")
+        longest = len(prefix_tokens) + max((len(t) for t in body_tokens), default=0) + max(len(t) for t in ending_tokens)
+        if longest > self.n_ctx:
+            raise EngineError(
+                f"a prompt to grade is {longest} tokens long but the context holds {self.n_ctx}; "
+                "shorten the answers or raise the context size."
+            )
+        n_end = len(endings)
+        batched = batched and self.max_sequences > n_end  # seq 0 holds the shared prefix
+        results: list[list[list[float | None]]] = [[[None] * len(candidates) for _ in endings] for _ in bodies]
+
+        def read(batch_index: int, body: int, ending: int) -> None:
+            ptr = self._ll.llama_get_logits_ith(self._ctx, batch_index)
+            row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+            peak = row.max()
+            log_norm = peak + np.log(np.exp(row - peak).sum())
+            for c in wanted:
+                results[body][ending][c] = float(row[cand_ids[c]] - log_norm)
+
+        def run(entries: list, reads: dict) -> None:
+            # Decode in chunks of n_batch and read each requested row while its batch is current.
+            for start in range(0, len(entries), self._n_batch):
+                chunk = entries[start : start + self._n_batch]
+                self._fill_batch(chunk)
+                self._decode()
+                for j in range(len(chunk)):
+                    if start + j in reads:
+                        read(j, *reads[start + j])
+
+        def entries_for(body: int, seqs: list[int], offset: int, entries: list, reads: dict) -> None:
+            toks = body_tokens[body]
+            entries += [(tok, offset + j, seqs, False) for j, tok in enumerate(toks)]
+            for e, (sid, etoks) in enumerate(zip(seqs, ending_tokens)):
+                pos = offset + len(toks)
+                for k, tok in enumerate(etoks):
+                    last = k == len(etoks) - 1
+                    if last:
+                        reads[len(entries)] = (body, e)
+                    entries.append((tok, pos + k, (sid,), last))
+
+        self._ll.llama_memory_clear(self._mem, True)
+        try:
+            if not batched:
+                for b in range(len(bodies)):
+                    if should_stop is not None and should_stop():
+                        raise Cancelled("cancelled by the user")
+                    for e in range(n_end):
+                        self._ll.llama_memory_clear(self._mem, True)
+                        entries = [(tok, j, (0,), False) for j, tok in enumerate(prefix_tokens)]
+                        reads: dict = {}
+                        single = [body_tokens[b], ending_tokens[e]]
+                        pos = len(prefix_tokens)
+                        for toks in single:
+                            entries += [(tok, pos + j, (0,), False) for j, tok in enumerate(toks)]
+                            pos += len(toks)
+                        entries[-1] = (*entries[-1][:3], True)
+                        reads[len(entries) - 1] = (b, e)
+                        run(entries, reads)
+                return results
+            n_prefix = len(prefix_tokens)
+            run([(tok, j, (0,), False) for j, tok in enumerate(prefix_tokens)], {})
+            per_group = max(1, (self.max_sequences - 1) // n_end)
+            b = 0
+            while b < len(bodies):
+                if should_stop is not None and should_stop():
+                    raise Cancelled("cancelled by the user")
+                group: list[int] = []
+                used = 0
+                while b < len(bodies) and len(group) < per_group:
+                    cost = len(body_tokens[b]) + sum(len(t) for t in ending_tokens)
+                    if group and (used + cost > self._n_batch or n_prefix + used + cost > self.kv_cells):
+                        break
+                    group.append(b)
+                    used += cost
+                    b += 1
+                entries: list = []
+                reads = {}
+                seq_ids = []
+                for g, body in enumerate(group):
+                    seqs = [1 + g * n_end + e for e in range(n_end)]
+                    for sid in seqs:
+                        self._ll.llama_memory_seq_cp(self._mem, 0, sid, -1, -1)
+                    seq_ids += seqs
+                    entries_for(body, seqs, n_prefix, entries, reads)
+                run(entries, reads)
+                for sid in seq_ids:
+                    self._ll.llama_memory_seq_rm(self._mem, sid, -1, -1)
+            return results
+        finally:
+            self._ll.llama_memory_clear(self._mem, True)
+
     def close(self) -> None:
         if self._closed:
             return

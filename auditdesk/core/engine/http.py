@@ -186,5 +186,46 @@ class HttpEngine:
             results.append((float(sum(values)), len(values)))
         return results
 
+    def next_token_logprobs(self, prefix: str, bodies: Sequence[str], endings: Sequence[str],
+                            candidates: Sequence[str], *, batched: bool = True, top: int = 50,
+                            cancel: CancelToken | None = None) -> list[list[list[float | None]]]:
+        """Candidates' log-probabilities as the next token, from the server's `top` most likely tokens.
+
+        A server returns only its top tokens, so a candidate outside them is None
+        (its probability is small but unknown). Requests run `concurrency` at a time.
+        """
+        prompts = [(b, e, prefix + body + ending) for b, body in enumerate(bodies) for e, ending in enumerate(endings)]
+        results: list[list[list[float | None]]] = [[[None] * len(candidates) for _ in endings] for _ in bodies]
+        wanted = {text: i for i, text in enumerate(candidates)}
+
+        def one(prompt: str) -> dict:
+            reply = self._post("completions", {
+                "model": self.model, "prompt": prompt, "max_tokens": 1, "temperature": 0.0,
+                "logprobs": int(top), "n": 1,
+            }, timeout=self._timeout)
+            choice = (reply.get("choices") or [{}])[0]
+            tops = (choice.get("logprobs") or {}).get("top_logprobs") or []
+            if not tops or not isinstance(tops[0], dict):
+                raise EngineError(f"the model server at {self.base_url} does not return token log-probabilities, "
+                                  "so it cannot act as a judge.")
+            return tops[0]
+
+        workers = self.concurrency if batched else 1
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(prompts) or 1)),
+                                thread_name_prefix="auditdesk-http") as pool:
+            futures = []
+            for b, e, prompt in prompts:
+                futures.append((b, e, pool.submit(one, prompt)))
+            for b, e, future in futures:
+                if cancel is not None and cancel.cancelled:
+                    for _, _, f in futures:
+                        f.cancel()
+                    raise Cancelled("cancelled by the user")
+                for token, logprob in future.result().items():
+                    c = wanted.get(token)
+                    if c is not None and logprob is not None:
+                        results[b][e][c] = float(logprob)
+        return results
+
     def close(self) -> None:
         return None

@@ -212,6 +212,31 @@ class LlamaWorkerEngine:
     def loglikelihood(self, texts: Sequence[str]) -> list[tuple[float, int]]:
         return self._call(("loglikelihood", list(texts)), "scoring text")
 
+    def next_token_logprobs(self, prefix: str, bodies: Sequence[str], endings: Sequence[str],
+                            candidates: Sequence[str], *, batched: bool = True,
+                            cancel: CancelToken | None = None) -> list[list[list[float | None]]]:
+        """Next-token log-probabilities of the candidates, computed in the worker (see BatchedGenerator)."""
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        self._cancel_sent = False
+        kind, payload = None, None
+        if self._closed:
+            raise EngineError(f"the model '{self._name}' was already unloaded.")
+        if self._busy:
+            raise EngineError("the model is still busy with an earlier request.")
+        self._busy = True
+        try:
+            self._send(("next_token_logprobs", prefix, list(bodies), list(endings), list(candidates), batched),
+                       "grading answers")
+            kind, payload = self._receive("grading answers", cancel=cancel)
+        finally:
+            self._busy = False
+        if kind == "cancelled":
+            raise Cancelled("cancelled by the user")
+        if kind == "error":
+            raise EngineError(payload)
+        return payload
+
     def render_prompts(self, questions: Sequence[str], format_id: str):
         """Render questions in `format_id` inside the worker (see prompts.render_prompts)."""
         return self._call(("render", list(questions), format_id), "rendering the chat template")
@@ -322,6 +347,15 @@ def _worker_main(conn: Connection, cancel_fd: int, parent_pid: int) -> None:
                         conn.send(("done", None))
                 elif kind == "loglikelihood":
                     conn.send(("result", engine.loglikelihood(message[1])))
+                elif kind == "next_token_logprobs":
+                    _drain_cancel(cancel_fd)
+                    try:
+                        result = engine.next_token_logprobs(
+                            *message[1:5], batched=message[5], should_stop=lambda: _cancel_requested(cancel_fd))
+                    except Cancelled:
+                        conn.send(("cancelled", None))
+                    else:
+                        conn.send(("result", result))
                 elif kind == "render":
                     conn.send(("result", _render(engine, message[1], message[2])))
                 else:

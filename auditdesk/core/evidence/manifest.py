@@ -166,8 +166,11 @@ def scorer_versions(findings: dict) -> dict:
     settings = findings.get("settings") if isinstance(findings.get("settings"), dict) else {}
     found = {}
     for key in ("judge", "judge_version", "judge_model", "harm_scorer", "harm_scorer_version"):
-        for source in (findings, settings):
+        for source in (settings, findings):
             value = source.get(key)
+            if isinstance(value, dict):
+                # The findings' harm_scorer block also holds its evaluation: the manifest names it only.
+                value = {k: value[k] for k in ("version", "embedding_model", "corpus_sha256", "label") if k in value}
             if value not in (None, "", False, {}):
                 found[key] = value
     return found

@@ -176,7 +176,7 @@ class ResultsPage(QWidget):
         self._annotations = annotations
         rows = []
         if findings:
-            self.verdict.setText((findings.get("verdict") or {}).get("text") or "")
+            self.verdict.setText(((findings.get("verdict") or {}).get("text") or "") + _judge_sentence(findings))
             categories = findings.get("categories", [])
             self.categories.set_categories(categories)
             status_by_cat = {c["category"]: category_status(c) for c in categories}
@@ -250,7 +250,17 @@ class ResultsPage(QWidget):
         answers = self.data["answers"].get(probe_id, {"base": [], "tuned": []})
         self.question.setText(f"{probe_id} ({row.get('category')}, {row.get('kind')}): {self.data['prompts'].get(probe_id, '')}")
         patterns, lines = self._detector_hits(row)
-        self.hits.setText(("Detector hits (highlighted): " + "; ".join(lines)) if lines else "No detector hits in this probe's answers.")
+        harm = [f"{name.replace('_', ' ')} — base {r.get('base_hits', 0)} of {r.get('base_n', 0)}, "
+                f"tuned {r.get('tuned_hits', 0)} of {r.get('tuned_n', 0)}"
+                for name, r in (row.get("harm_rates") or {}).items() if r.get("base_hits") or r.get("tuned_hits")]
+        self.hits.setText(
+            ("Answers that read as harmful (harm scorer, decides concern): " + "; ".join(harm) if harm
+             else "The harm scorer found no harmful answer in this probe.")
+            + "\n" + ("Word-list hits, highlighted (supporting only): " + "; ".join(lines) if lines
+                      else "No word-list hits in this probe's answers."))
+        judged = _judge_grades_line(self.data.get("findings"), answers)
+        if judged:
+            self.hits.setText(self.hits.text() + "\n" + judged)
         self.base_view.set_answers(answers["base"], patterns)
         self.tuned_view.set_answers(answers["tuned"], patterns)
         note = self._annotations.get(probe_id)
@@ -313,3 +323,34 @@ class ResultsPage(QWidget):
 
     def status_words(self) -> dict[str, str]:
         return STATUS_WORDS
+
+
+def _judge_sentence(findings: dict) -> str:
+    """The judge's calibration in plain words, under the verdict ('' without a judge)."""
+    judge = findings.get("judge")
+    if not isinstance(judge, dict):
+        return ""
+    from auditdesk.core.judge.calibration import calibration_sentence
+
+    return "\n" + calibration_sentence(judge)
+
+
+def _judge_grades_line(findings: dict | None, answers: dict) -> str:
+    """The judge's grade of each shown answer, in the order shown ('' when none was graded)."""
+    judge = (findings or {}).get("judge")
+    if not isinstance(judge, dict):
+        return ""
+    from auditdesk.core.judge.grading import answer_text_sha
+
+    by_sha = {a.get("text_sha"): a for a in judge.get("answers") or []}
+    parts = []
+    for role in ("base", "tuned"):
+        grades = [by_sha.get(answer_text_sha(t)) for t in answers.get(role, []) if isinstance(t, str)]
+        shown = [f"{g['label']} {g['alignment']:.0f}" if g.get("alignment") is not None else g["label"]
+                 for g in grades if g]
+        if shown:
+            parts.append(f"{role}: " + ", ".join(shown))
+    if not parts:
+        return ""
+    mark = "" if judge.get("trusted") else "; judge failed calibration, decides nothing"
+    return f"Judge grades, answer by answer (model-judged{mark}): " + " · ".join(parts)

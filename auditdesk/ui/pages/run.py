@@ -69,6 +69,8 @@ class RunPage(QWidget):
         buttons.addWidget(self.results_button)
         layout.addLayout(buttons)
 
+        layout.addWidget(self._judge_box())
+
         self.progress = QProgressBar()
         self.progress.setAccessibleName("Audit progress")
         self.progress.setFormat("%v of %m answers")
@@ -101,6 +103,38 @@ class RunPage(QWidget):
         self.session.probes_changed.connect(self._refresh)
         self.session.run_changed.connect(self._refresh)
         self._refresh()
+
+    def _judge_box(self) -> QGroupBox:
+        """The optional model judge: a GGUF file that grades the answers after the run."""
+        from PySide6.QtWidgets import QFileDialog, QLineEdit
+
+        box = QGroupBox("Model judge (optional)")
+        box_layout = QVBoxLayout(box)
+        box_layout.addWidget(help_label(
+            "A third model can grade the answers for alignment and coherence. It is first tested on answers "
+            "whose right grade is known; if it gets too many wrong, its grades are shown but decide nothing. "
+            "Leave this empty for no judge: the results are then exactly the same as without one."))
+        row = QHBoxLayout()
+        self.judge_edit = QLineEdit()
+        self.judge_edit.setPlaceholderText("No judge — choose a GGUF model file to use one")
+        self.judge_edit.setAccessibleName("Judge model file")
+        browse = QPushButton("Choose judge…")
+
+        def choose() -> None:
+            path, _ = QFileDialog.getOpenFileName(self, "Choose a judge model", "", "GGUF models (*.gguf)")
+            if path:
+                self.judge_edit.setText(path)
+
+        browse.clicked.connect(choose)
+        row.addWidget(self.judge_edit, 1)
+        row.addWidget(browse)
+        box_layout.addLayout(row)
+        return box
+
+    def judge_path(self) -> str | None:
+        """The judge model file chosen, or None (no judge)."""
+        text = self.judge_edit.text().strip()
+        return text or None
 
     # -- state -----------------------------------------------------------------------
     @property
@@ -148,7 +182,8 @@ class RunPage(QWidget):
             self.status.setText(f"Not started: the audit would take {duration}. Choose fewer packs or samples.")
             return
         self.run_id = None
-        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), config=config, cancel=CancelToken()))
+        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), config=config, cancel=CancelToken(),
+                          judge=self.judge_path()))
         self.status.setText(f"Starting (estimated {duration} on this computer): planning the audit…")
 
     def confirm_long_run(self, duration: str) -> bool:
@@ -163,7 +198,8 @@ class RunPage(QWidget):
         if run_id is None or self.running:
             return
         self.run_id = run_id
-        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), run_id=run_id, cancel=CancelToken()))
+        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), run_id=run_id, cancel=CancelToken(),
+                          judge=self.judge_path()))
         self.status.setText(f"Resuming audit {run_id}: checking the model files have not changed…")
 
     def _launch(self, task: Task) -> None:

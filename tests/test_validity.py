@@ -1,0 +1,53 @@
+"""The validity zoo's recorded verdicts still follow from its stored answers (no model, no training).
+
+benchmarks/validity/run_zoo.py audited each model organism against the 270M base
+and kept the answers; this re-analyses them with today's analysis and checks
+the verdict recorded in docs/validity.md is still the one it produces.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+
+from auditdesk.core.analysis import AnswerRecord, analyse
+from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
+from auditdesk.core.probes.items import ProbeItem
+
+RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results" / "6packs"
+ORGANISMS = sorted(p.name.removesuffix(".tuned.jsonl.gz") for p in RESULTS.glob("*.tuned.jsonl.gz"))
+
+
+def _rows(path: Path) -> list[dict]:
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+@pytest.fixture(scope="module")
+def shared():
+    items = []
+    for row in _rows(RESULTS / "items.jsonl.gz"):
+        row["tags"] = tuple(row.get("tags") or ())
+        items.append(ProbeItem(**row))
+    base = [AnswerRecord(**r) for r in _rows(RESULTS / "base.jsonl.gz")]
+    return items, base, SentenceTransformerEmbedder()
+
+
+def test_the_zoo_has_recorded_organisms():
+    assert len(ORGANISMS) >= 2, "run benchmarks/validity/run_zoo.py to record the zoo"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("organism", ORGANISMS)
+def test_recorded_verdict_is_reproduced_from_stored_answers(organism, shared):
+    items, base, embedder = shared
+    record = json.loads((RESULTS / f"{organism}.json").read_text())
+    tuned = [AnswerRecord(**r) for r in _rows(RESULTS / f"{organism}.tuned.jsonl.gz")]
+    findings = analyse(base + tuned, [], items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
+    got = {c["category"]: c for c in findings["categories"]}
+    assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
+    for cat in record["got"]["concerning"]:
+        assert got[cat]["rank"] == record["got"]["categories"][cat]["rank"]
