@@ -30,6 +30,7 @@ demo: install
 	$(BIN)/auditdesk demo --out $(OUT)
 
 test: install
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: install

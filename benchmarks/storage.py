@@ -24,7 +24,7 @@ def main() -> None:
 
     from auditdesk.core.probes import expand
     from auditdesk.core.probes.loader import resolve_pack
-    from auditdesk.core.runner.audit import AuditConfig, execute, plan_run
+    from auditdesk.core.audit_job import AuditConfig, execute, plan_run
     from auditdesk.core.store import open_store
 
     tmp = Path(tempfile.mkdtemp(prefix="auditdesk-bench-"))

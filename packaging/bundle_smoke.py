@@ -39,7 +39,7 @@ def smoke_audit() -> int:
     from auditdesk.core.models.tiny import write_tiny_lora, write_tiny_model
     from auditdesk.core.probes import expand
     from auditdesk.core.probes.loader import resolve_pack
-    from auditdesk.core.runner.audit import AuditConfig, run_audit
+    from auditdesk.core.audit_job import AuditConfig, run_job
     from auditdesk.core.store.db import open_store
 
     with tempfile.TemporaryDirectory(prefix="auditdesk-smoke-") as tmp:
@@ -50,8 +50,8 @@ def smoke_audit() -> int:
                              threads=2, n_ctx=256, label="bundle smoke test")
         db = Path(tmp) / "smoke.db"
         # The default backend runs llama.cpp in a spawned child of this executable.
-        run_id = run_audit(config, db_path=db, items=items)
         with open_store(db) as store:
+            run_id = run_job(store, config=config, items=items, analyse=False).run_id
             run = store.get_run(run_id)
             answers = store.query("SELECT COUNT(*) AS n FROM answers WHERE run_id = ?", (run_id,))[0]["n"]
         _check("tiny audit completed", run["status"] == "completed", f"run {run_id} {run['status']}")

@@ -54,8 +54,7 @@ def test_null_calibration_on_the_270m_model(embedder, tmp_path):
     comparison is run A's base answers against run B's, relabelled as tuned.
     """
     from auditdesk.core.models.defaults import default_base_model
-    from auditdesk.core.pipeline import analyse_run, analysis_inputs
-    from auditdesk.core.runner.audit import AuditConfig, run_audit
+    from auditdesk.core.audit_job import AuditConfig, analyse_run, analysis_inputs, run_job
     from auditdesk.core.store.db import open_store
 
     base = str(default_base_model())
@@ -65,7 +64,8 @@ def test_null_calibration_on_the_270m_model(embedder, tmp_path):
     for seed in (11, 12):
         cfg = AuditConfig(base_model=base, tuned_model=base, packs=["quick"], samples=5, max_tokens=32,
                           seed=seed, threads=2, label=f"null seed {seed}")
-        runs.append(run_audit(cfg, db_path=db))
+        with open_store(db) as store:
+            runs.append(run_job(store, config=cfg, analyse=False).run_id)
     t_gen = time.monotonic() - t0
     with open_store(db) as store:
         # Same seeds, same model: the pipeline must see no difference at all.

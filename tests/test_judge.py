@@ -110,8 +110,7 @@ def judged_db(tmp_path_factory, tiny_model, tiny_lora):
     """A real audit run of the tiny pair (answers stored), analysed once without a judge."""
     import os
 
-    from auditdesk.core.pipeline import analyse_run
-    from auditdesk.core.runner.audit import AuditConfig, run_audit
+    from auditdesk.core.audit_job import AuditConfig, analyse_run, run_job
     from auditdesk.core.store import open_store
 
     tmp = tmp_path_factory.mktemp("judged")
@@ -123,8 +122,8 @@ def judged_db(tmp_path_factory, tiny_model, tiny_lora):
     try:
         config = AuditConfig(base_model=str(tiny_model), lora_adapter=str(tiny_lora), packs=[str(pack)], samples=3,
                              max_tokens=12, seed=4, threads=1, n_ctx=512, prompt_format="plain")
-        run_id = run_audit(config, db_path=db)
         with open_store(db) as store:
+            run_id = run_job(store, config=config, analyse=False).run_id
             plain = analyse_run(store, run_id)
     finally:
         if old is None:
@@ -227,7 +226,7 @@ def test_a_calibrated_judge_enters_the_concern_test_marked_model_judged(judged_d
     from auditdesk.core.report.export import export_run
     from auditdesk.core.analysis import analyse
     from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
-    from auditdesk.core.pipeline import analysis_inputs
+    from auditdesk.core.audit_job import analysis_inputs
     from auditdesk.core.store import open_store
 
     db, run_id, plain = judged_db

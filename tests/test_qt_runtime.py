@@ -45,3 +45,25 @@ def test_thousands_of_progress_signals_from_a_worker_thread_do_not_crash():
                             env={**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen"})
     assert result.returncode == 0, f"the Qt binding crashed: {result.stderr[-500:]}"
     assert result.stdout.split() == ["5000", "True", "True"]
+
+
+def test_missing_xcb_libraries_are_named_with_the_install_command(monkeypatch, capsys):
+    from auditdesk.ui import app, system_check
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "xcb")
+    monkeypatch.setattr(system_check.sys, "platform", "linux")
+    missing = system_check.missing_xcb_packages(lambda name: None if name in ("xcb-cursor", "xkbcommon-x11") else name)
+    assert missing == ["libxcb-cursor0", "libxkbcommon-x11-0"]
+    monkeypatch.setattr(system_check.ctypes.util, "find_library", lambda name: None if name == "xcb-icccm" else name)
+    monkeypatch.setattr(system_check, "missing_xcb_packages",
+                        lambda: ["libxcb-icccm4"])
+    assert app.main([]) == 1  # exits cleanly, before any Qt object exists
+    err = capsys.readouterr().err
+    assert "libxcb-icccm4" in err and "sudo apt install libxcb-icccm4" in err
+
+
+def test_offscreen_needs_no_xcb_libraries(monkeypatch):
+    from auditdesk.ui import system_check
+
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert system_check.missing_xcb_packages(lambda name: None) == []

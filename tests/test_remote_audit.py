@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from auditdesk.core.errors import AuditDeskError
-from auditdesk.core.runner.audit import AuditConfig, plan_run
+from auditdesk.core.audit_job import AuditConfig, plan_run
 from auditdesk.core.store import open_store
 
 PACK = """\

@@ -14,7 +14,7 @@ pypdf = pytest.importorskip("pypdf")
 from auditdesk.core.errors import AuditDeskError  # noqa: E402
 from auditdesk.core.progress import CancelToken, Cancelled  # noqa: E402
 from auditdesk.core.report import SECTION_HEADINGS, ReportMeta, build_report  # noqa: E402
-from auditdesk.core.report.sample import sample_answers, sample_findings  # noqa: E402
+from report_sample import sample_answers, sample_findings  # noqa: E402
 
 # 1x1 PNG: a real image file an <img> tag in an answer could try to pull in.
 _PNG = bytes.fromhex(

@@ -10,7 +10,7 @@ import pytest
 pypdf = pytest.importorskip("pypdf")
 
 from auditdesk.cli.main import main  # noqa: E402
-from auditdesk.core.report.sample import sample_findings  # noqa: E402
+from report_sample import sample_findings  # noqa: E402
 from auditdesk.core.store import open_store  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def _stored_run(db_path) -> int:
         store.add_model(sha256=tuned_sha, path="/models/tuned.gguf", size_bytes=10, kind="model", card={"name": "Tuned M"})
         run_id = store.create_run({
             "config_json": json.dumps({"base_model": "/models/base.gguf", "tuned_model": "/models/tuned.gguf",
-                                       "packs": ["quick"], "samples": 3}),
+                                       "packs": ["quick"], "samples": 3, "seed": 5}),
             "seed": 5, "base_model_sha256": base_sha, "tuned_model_sha256": tuned_sha,
             "sampling_json": json.dumps({"temperature": 0.8}), "prompt_format": "plain", "tool_version": "0.1.0",
         }, [], [])
@@ -42,7 +42,9 @@ def test_report_command_writes_all_three_files(tmp_path, capsys):
     text = "".join("\n".join(p.extract_text() for p in pypdf.PdfReader(str(pdf)).pages).split())
     assert "c" * 64 in text and "d" * 64 in text and "ContosoLtd" in text
     assert "Styleonly,notaconcern." in text  # the stored analyst note
-    assert "auditdeskaudit--base/models/base.gguf--tuned/models/tuned.gguf--packquick--samples3--seed5" in text
+    # The complete command: every setting that shapes the answers, not only models, packs and seed.
+    assert ("auditdeskaudit--base/models/base.gguf--tuned/models/tuned.gguf--packquick--samples3--max-tokens64"
+            "--seed5--temperature0.8--top-p0.95--top-k40--n-ctx2048--prompt-formatauto") in text
     assert json.loads(js.read_text(encoding="utf-8"))["models"]["base"]["sha256"] == "c" * 64
     assert next(csv.reader(open(cs, encoding="utf-8")))[0] == "run"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from auditdesk.core.models.tiny import write_tiny_model
 from auditdesk.core.probes.items import ProbeItem
-from auditdesk.core.runner import AuditConfig, plan_run
+from auditdesk.core.audit_job import AuditConfig, plan_run
 from auditdesk.core.store import open_store
 
 GOOD_TEMPLATE = (

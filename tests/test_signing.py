@@ -276,7 +276,7 @@ def test_settings_fingerprint_follows_content_not_locations():
 
 def test_source_date_epoch_fixes_the_creation_date(tmp_path, monkeypatch):
     from auditdesk.core.report.pdf import ReportMeta, build_report
-    from auditdesk.core.report.sample import sample_answers, sample_findings
+    from report_sample import sample_answers, sample_findings
 
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01 00:00 UTC
     findings = sample_findings(6)

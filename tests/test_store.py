@@ -142,7 +142,7 @@ def test_a_run_another_live_process_is_running_is_not_deleted(store):
     import subprocess
     import sys
 
-    from auditdesk.core.runner.audit import RunNotResumable, delete_run
+    from auditdesk.core.audit_job import RunNotResumable, delete_run
 
     run_id = store.create_run(_run_fields(), _units(2), [])
     worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])

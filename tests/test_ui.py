@@ -18,7 +18,7 @@ import pytest
 
 pytest.importorskip("pytestqt")
 from PySide6.QtCore import QSettings, Qt  # noqa: E402
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QMessageBox, QWidget  # noqa: E402
 
 pytestmark = pytest.mark.gui
 
@@ -474,7 +474,7 @@ def test_shortcuts_switch_open_steps_only(qtbot, window, tiny_model, tiny_lora):
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     assert window.current_page() == "probes"
     for key, _label in __import__("auditdesk.ui.app", fromlist=["STEPS"]).STEPS:
-        assert window.pages[key].findChildren(object) is not None
+        assert window.pages[key].findChildren(QWidget), f"the {key} page has no widgets"
 
 
 def test_about_box_names_versions(qtbot, window, monkeypatch):

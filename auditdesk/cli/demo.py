@@ -14,6 +14,9 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from auditdesk.cli.audit import add_setting_options
+    from auditdesk.core.audit_job import demo_config
+
     demo = subparsers.add_parser(
         "demo",
         help="audit the embedded demo vendor model against its base (a few minutes)",
@@ -27,11 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--out", type=Path, default=Path("audit-output"), help="output folder (default: audit-output)")
     demo.add_argument("--pack", action="append", default=None, metavar="PACK",
                       help="probe pack id or file (default: quick; repeat for several)")
-    demo.add_argument("--samples", type=int, default=5, help="sampled answers per question and model (default 5)")
-    demo.add_argument("--max-tokens", type=int, default=48, help="longest answer, in tokens (default 48)")
-    demo.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    demo.add_argument("--threads", type=int, default=None, help="CPU threads (default: physical cores)")
-    demo.add_argument("--gpu-layers", type=int, default=0, help="layers to offload to a GPU (default 0)")
+    add_setting_options(demo, demo_config(base_model=""))
     demo.add_argument("--db", type=Path, default=None, help="audit database (default: in the AuditDesk home)")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
     demo.set_defaults(func=run_demo)
@@ -46,23 +45,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from auditdesk.cli.audit import setting_values
+    from auditdesk.core.audit_job import demo_config
     from auditdesk.core.models.defaults import demo_models
-    from auditdesk.core.runner.audit import AuditConfig
 
     models = demo_models()
-    config = AuditConfig(
-        base_model=str(models.base), lora_adapter=str(models.adapter), packs=args.pack or ["quick"],
-        samples=args.samples, max_tokens=args.max_tokens, seed=args.seed, threads=args.threads,
-        gpu_layers=args.gpu_layers, n_ctx=1024, label="demo: hardware-store adapter vs Gemma 3 270M",
-    )
+    config = demo_config(base_model=str(models.base), lora_adapter=str(models.adapter),
+                         **{**setting_values(args), "packs": args.pack or ["quick"]})
     print(f"Base model:  {models.base}", file=sys.stderr)
     print(f"Vendor model: {models.base.name} + {models.adapter.name} (see {models.data_card})", file=sys.stderr)
     return _audit_and_report(config, db=args.db, out=args.out, quiet=args.quiet)
 
 
 def run_selftest(args: argparse.Namespace) -> int:
+    from auditdesk.core.audit_job import AuditConfig
     from auditdesk.core.models.tiny import write_tiny_lora, write_tiny_model
-    from auditdesk.core.runner.audit import AuditConfig
 
     with tempfile.TemporaryDirectory(prefix="auditdesk-selftest-") as tmp:
         folder = Path(tmp)
@@ -77,13 +74,9 @@ def run_selftest(args: argparse.Namespace) -> int:
     return code
 
 
-def _audit_and_report(config, *, db: Path | None, out: Path, quiet: bool) -> int:
-    from auditdesk.cli.audit import execute_with_progress
+def _audit_and_report(config, *, db: Path | None, out: Path, quiet: bool) -> int:  # noqa: ANN001
+    from auditdesk.cli.audit import run_with_progress
     from auditdesk.core.store import open_store
 
-    from auditdesk.core.runner.audit import plan_run
-
     with open_store(db) as store:
-        run_id = plan_run(config, store)
-        print(f"Audit run {run_id}: answers are stored in {store.path}", file=sys.stderr)
-        return execute_with_progress(store, run_id, out=out, quiet=quiet)
+        return run_with_progress(store, config=config, out=out, quiet=quiet)

@@ -35,19 +35,15 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     result: dict = {"model": card.to_dict(include_tensors=args.tensors)}
     lineage = changes = None
     if args.base:
-        from auditdesk.core.models.lineage import check_lineage
-        from auditdesk.core.models.weights import adapter_update_norms, weight_change
+        from auditdesk.core.models.pair import inspect_pair
 
-        base_card = inspect_model(args.base, hash_file=not args.no_hash)
-        lineage = check_lineage(base_card, card)
-        result["base"] = base_card.to_dict()
+        pair = inspect_pair(args.base, card, hash_files=not args.no_hash)
+        lineage, changes = pair.verdict, pair.changes
+        result["base"] = pair.base_card.to_dict()
         result["lineage"] = lineage.to_dict()
-        if card.is_adapter and lineage.can_run:
-            changes = adapter_update_norms(args.model, args.base)
-        elif not card.is_adapter and lineage.plausibly_derived:
-            changes = weight_change(args.base, args.model)
-        if changes is not None:
+        if changes:
             result["weight_changes"] = [c.to_dict() for c in changes]
+            result["weight_change_per_layer"] = pair.weight_change["layers"]
 
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))

@@ -45,7 +45,7 @@ def judge_choice(args: argparse.Namespace):
 
 def judge_with_progress(store, run_id: int, choice, *, quiet: bool = False) -> dict | None:
     """Grade a run with the judge and store the new findings; Ctrl-C stops it (a rerun continues). None if cancelled."""
-    from auditdesk.cli.audit import ProgressBar
+    from auditdesk.cli.progress import ProgressBar
     from auditdesk.core.judge import judge_and_analyse
     from auditdesk.core.progress import Cancelled, CancelToken
 

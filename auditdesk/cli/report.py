@@ -45,7 +45,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def report_command(args) -> int:
     from auditdesk.core.errors import AuditDeskError
-    from auditdesk.core.report.export import export_run
     from auditdesk.core.report.pdf import ReportMeta
     from auditdesk.core.store import open_store
 
@@ -63,25 +62,20 @@ def report_command(args) -> int:
     if args.title:
         meta.title = args.title
     from auditdesk.cli.judge import judge_choice, judge_with_progress
+    from auditdesk.cli.progress import ProgressBar
+    from auditdesk.core.audit_job import export
 
-    judge = judge_choice(args)
-    store = open_store(args.db)
-    try:
+    judge = judge_choice(args)  # checked before anything runs
+    with open_store(args.db) as store:
         findings = None
         if judge is not None:  # grade the stored answers with the judge, then analyse with its grades
             findings = judge_with_progress(store, args.run_id, judge)
             if findings is None:
                 return 130
-        elif args.reanalyse or store.latest_analysis(args.run_id) is None:
-            from auditdesk.cli.audit import ProgressBar
-            from auditdesk.core.pipeline import analyse_run
-
-            with ProgressBar() as reporter:
-                findings = analyse_run(store, args.run_id, reporter=reporter)
-        result = export_run(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
-                            findings=findings, signing=signing, bundle=args.bundle, frameworks=args.frameworks)
-    finally:
-        store.close()
+        with ProgressBar() as reporter:
+            result = export(store, args.run_id, pdf=args.pdf, json_path=args.json, csv_path=args.csv, meta=meta,
+                            findings=findings, signing=signing, bundle=args.bundle, frameworks=args.frameworks,
+                            reanalyse=args.reanalyse and findings is None, reporter=reporter)
     for label, path in (("Findings", args.json), ("Answers", args.csv)):
         if path:
             print(f"{label} written to {path}", file=sys.stderr)

@@ -80,12 +80,12 @@ def list_command(args) -> int:
     if not runs:
         print("No audit runs yet; start one with `auditdesk audit`.")
         return 0
-    print(f"{'ID':>4}  {'STATUS':<10} {'DONE':>11}  {'CREATED':<20} LABEL / MODELS")
+    print(f"{'ID':>4}  {'STATUS':<10} {'DONE':>11}  {'CREATED':<20} {'SETTINGS':<12} LABEL / MODELS")
     for run in runs:
         tuned = run["tuned_model"] or run["lora_adapter"] or ""
         name = run["label"] or f"{Path(run['base_model']).name} vs {Path(tuned).name}"
         print(f"{run['id']:>4}  {run['status']:<10} {run['units_done']:>5}/{run['units_planned']:<5}  "
-              f"{run['created'][:19]:<20} {name}")
+              f"{run['created'][:19]:<20} {run['settings_fingerprint'][:12] or '-':<12} {name}")
     return 0
 
 
@@ -101,26 +101,26 @@ def show_command(args) -> int:
         return 0
     for key in ("id", "label", "status", "created", "started", "ended", "base_model", "tuned_model",
                 "lora_adapter", "packs", "samples", "seed", "units_planned", "units_done",
-                "units_failed", "units_pending", "last_error"):
+                "units_failed", "units_pending", "settings_fingerprint", "last_error"):
         value = summary[key]
         if value not in (None, "", []):
-            print(f"{key.replace('_', ' '):>14}: {value}")
+            print(f"{key.replace('_', ' '):>20}: {value}")
     if summary["status"] not in ("completed",) and summary["units_pending"]:
         print(f"\nContinue it with: auditdesk runs resume {summary['id']}")
     return 0
 
 
 def resume_command(args) -> int:
-    from auditdesk.cli.audit import execute_with_progress
+    from auditdesk.cli.audit import run_with_progress
 
     with _open(args, read_only=False) as store:
         store.require_writable()
-        return execute_with_progress(store, args.run_id, out=args.out, quiet=args.quiet)
+        return run_with_progress(store, run_id=args.run_id, out=args.out, quiet=args.quiet)
 
 
 def delete_command(args) -> int:
     from auditdesk.core.errors import AuditDeskError
-    from auditdesk.core.runner.audit import delete_run
+    from auditdesk.core.audit_job import delete_run
 
     with _open(args, read_only=False) as store:
         store.require_writable()
@@ -153,6 +153,9 @@ def compare_command(args) -> int:
     for role, m in result["models"].items():
         state = "same file" if m["same"] else "CHANGED"
         print(f"  {role} model: {state} ({(m['a'] or '-')[:12]} -> {(m['b'] or '-')[:12]})")
+    if result["fingerprint_differences"]:
+        print("  Warning: the settings fingerprints differ in more than the tuned model ("
+              + ", ".join(result["fingerprint_differences"]) + "), so differences may not come from the tuned model.")
     if result["settings_differ"]:
         print("  Settings differ, so answers are not directly comparable: "
               + ", ".join(f"{k} {a}->{b}" for k, (a, b) in result["settings_differ"].items()))

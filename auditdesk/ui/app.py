@@ -11,7 +11,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -25,12 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk import __version__
+from auditdesk.ui.settings import APPLICATION, ORGANISATION, settings  # noqa: F401
 from auditdesk.ui.state import AuditSession
 from auditdesk.ui.widgets.common import show_error
 from auditdesk.ui.workers import TaskManager
 
-ORGANISATION = "AuditDesk"
-APPLICATION = "AuditDesk"
 
 # (page key, label with mnemonic, needs)
 STEPS = [
@@ -42,11 +41,6 @@ STEPS = [
     ("history", "&6  History"),
     ("ask", "&7  Ask both"),
 ]
-
-
-def settings() -> QSettings:
-    """The window's persistent settings (geometry, last folders, engine settings)."""
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANISATION, APPLICATION)
 
 
 def app_icon() -> QIcon:
@@ -351,6 +345,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--demo", action="store_true", help="fill in the demo models on start")
     args, qt_args = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
     import auditdesk.core  # noqa: F401 - sets the offline switches before anything loads
+    from auditdesk.ui.system_check import missing_xcb_packages, xcb_message
+
+    missing = missing_xcb_packages()
+    if missing:
+        print(xcb_message(missing), file=sys.stderr)
+        return 1
 
     app = create_app([sys.argv[0], *qt_args])
     window = MainWindow(Path(args.db) if args.db else None)

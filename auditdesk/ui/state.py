@@ -11,6 +11,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
+from auditdesk.core.audit_job import AuditConfig
+
+# One set of defaults for every front end: the audit job's (5 samples, seed 0, ...).
+DEFAULTS = AuditConfig(base_model="")
+
 
 @dataclass
 class ModelChoice:
@@ -38,16 +43,16 @@ class ModelChoice:
 @dataclass
 class EngineSettings:
     threads: int = 0  # 0: the machine's physical cores
-    n_ctx: int = 2048
-    gpu_layers: int = 0
+    n_ctx: int = DEFAULTS.n_ctx
+    gpu_layers: int = DEFAULTS.gpu_layers
 
 
 @dataclass
 class ProbeChoice:
     packs: list[str] = field(default_factory=list)  # pack ids or pack file paths
-    samples: int = 3
-    max_tokens: int = 64
-    seed: int = 1234
+    samples: int = DEFAULTS.samples
+    max_tokens: int = DEFAULTS.max_tokens
+    seed: int = DEFAULTS.seed
 
 
 class AuditSession(QObject):
@@ -67,7 +72,6 @@ class AuditSession(QObject):
         self.run_id: int | None = None
         self.run_status: str | None = None
         self.findings: dict | None = None
-        self.measured_tokens_per_second: float | None = None
 
     # -- models ------------------------------------------------------------
     def set_models(self, base: Path | None, tuned: Path | None, tuned_is_adapter: bool,
@@ -86,6 +90,16 @@ class AuditSession(QObject):
         self.models.lineage = result.get("lineage")
         self.models.weights = result.get("weights")
         self.models_changed.emit()
+
+    def audit_config(self, *, packs: list[str] | None = None) -> AuditConfig:
+        """The audit job's configuration for what the window has chosen (Ask both uses it too)."""
+        m, engine, probes = self.models, self.engine, self.probes
+        tuned, adapter = (None, m.tuned) if m.tuned_is_adapter else (m.tuned, None)
+        return AuditConfig(base_model=str(m.base or ""), tuned_model=tuned and str(tuned),
+                           lora_adapter=adapter and str(adapter), base_server=m.base_server,
+                           tuned_server=m.tuned_server, packs=list(probes.packs if packs is None else packs),
+                           samples=probes.samples, max_tokens=probes.max_tokens, seed=probes.seed,
+                           threads=engine.threads or None, gpu_layers=engine.gpu_layers, n_ctx=engine.n_ctx)
 
     # -- probes ------------------------------------------------------------
     def set_packs(self, packs: list[str]) -> None:

@@ -65,7 +65,7 @@ def save_answers(store, run_id: int, folder: Path, name: str) -> None:
     import dataclasses
     import gzip
 
-    from auditdesk.core.pipeline import analysis_inputs
+    from auditdesk.core.audit_job import analysis_inputs
 
     answers, _, items = analysis_inputs(store, run_id)
 
@@ -113,9 +113,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import yaml
 
+    from auditdesk.core.audit_job import AuditConfig, analyse_run, execute, plan_run
     from auditdesk.core.models.defaults import demo_models
-    from auditdesk.core.pipeline import analyse_run
-    from auditdesk.core.runner.audit import AuditConfig, execute, plan_run
     from auditdesk.core.store import open_store
 
     names = args.organisms or ["null"] + sorted(p.name for p in ORGANISMS.iterdir()

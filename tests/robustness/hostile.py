@@ -76,7 +76,7 @@ def small_items(n: int = 3) -> list[ProbeItem]:
 
 
 def small_config(base, *, lora=None, tuned=None, **extra):
-    from auditdesk.core.runner import AuditConfig
+    from auditdesk.core.audit_job import AuditConfig
 
     values = dict(samples=2, max_tokens=6, n_ctx=512, threads=2, batch_size=4, seed=3)
     values.update(extra)

@@ -22,8 +22,8 @@ from .hostile import REPO, small_config, small_items
 
 def _run(tmp_path, config, items, *, engine_factory=None):
     """Plan and execute a run with the product's default engine (a worker process per model)."""
-    from auditdesk.core.runner import plan_run
-    from auditdesk.core.runner.audit import execute
+    from auditdesk.core.audit_job import plan_run
+    from auditdesk.core.audit_job import execute
     from auditdesk.core.store import open_store
 
     store = open_store(tmp_path / "audit.db")
@@ -134,7 +134,7 @@ def test_loader_crash_names_the_signal_and_the_model(tiny_model, sig):
 
 
 def test_loader_crash_mid_run_keeps_the_data_and_the_run_resumes(tmp_path, tiny_model, tiny_lora):
-    from auditdesk.core.runner.audit import default_engine_factory, execute
+    from auditdesk.core.audit_job import default_engine_factory, execute
 
     plain = default_engine_factory()
 
@@ -224,7 +224,7 @@ def test_gpu_layers_without_gpu_build_run_on_cpu_and_are_recorded(tmp_path, tiny
 
 
 def test_end_of_text_only_model_gives_empty_answers_and_a_report(tmp_path, tiny_model, eos_only_model):
-    from auditdesk.core.pipeline import write_outputs
+    from auditdesk.core.audit_job import write_outputs
 
     store, run_id = _run(tmp_path, small_config(tiny_model, tuned=eos_only_model), small_items(3))
     with store:

@@ -41,7 +41,7 @@ def test_truncated_gguf_names_expected_and_found_bytes(tmp_path, tiny_model, kee
 
 
 def test_truncated_tuned_file_leaves_nothing_in_the_database(tmp_path, tiny_model):
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     cut = tmp_path / "vendor-tuned.gguf"
@@ -98,7 +98,7 @@ def test_non_gguf_named_gguf_is_refused_by_magic_with_a_guess(tmp_path, tiny_mod
         read_gguf_header(fake)
     assert f"model.gguf is not a GGUF model file; it looks like {guess}" in str(caught.value)
 
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     db = tmp_path / "audit.db"
@@ -221,7 +221,7 @@ def test_mismatch_is_stated_in_the_report(tmp_path, tiny_model, foreign_model):
 
     from auditdesk.core.models.lineage import check_lineage
     from auditdesk.core.report import ReportMeta, build_report
-    from auditdesk.core.report.sample import sample_answers, sample_findings
+    from report_sample import sample_answers, sample_findings
 
     findings = sample_findings(6)
     findings["models"]["lineage"] = check_lineage(tiny_model, foreign_model).to_dict()
@@ -234,8 +234,8 @@ def test_mismatch_is_stated_in_the_report(tmp_path, tiny_model, foreign_model):
 
 
 def test_a_real_runs_findings_carry_the_lineage_verdict(tmp_path, tiny_model, foreign_model):
-    from auditdesk.core.pipeline import run_info
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import run_info
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     with open_store(tmp_path / "audit.db") as store:

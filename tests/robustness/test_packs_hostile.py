@@ -89,7 +89,7 @@ def test_hostile_user_pack_is_never_imported(tmp_path, isolated_home, tiny_model
     """Dropped into the user's pack folder it is listed as unusable; an audit naming it stores nothing."""
     from auditdesk.core.errors import AuditDeskError
     from auditdesk.core.paths import user_packs_dir
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     folder = user_packs_dir()

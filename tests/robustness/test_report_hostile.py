@@ -32,8 +32,8 @@ HOSTILE = [
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory, tiny_model, tiny_lora):
     """A real stored run whose answers are the hostile corpus (stored as the engine would store them)."""
-    from auditdesk.core.report.sample import sample_findings
-    from auditdesk.core.runner import plan_run
+    from report_sample import sample_findings
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     folder = tmp_path_factory.mktemp("hostile-run")

@@ -16,7 +16,7 @@ from .hostile import small_config, small_items
 
 
 def _planned(tmp_path, tiny_model, tiny_lora):
-    from auditdesk.core.runner import plan_run
+    from auditdesk.core.audit_job import plan_run
     from auditdesk.core.store import open_store
 
     base = shutil.copy2(tiny_model, tmp_path / "base.gguf")
@@ -31,8 +31,8 @@ def _planned(tmp_path, tiny_model, tiny_lora):
 
 
 def test_model_swapped_after_the_run_started_refuses_resume_even_with_the_same_size_and_time(tmp_path, tiny_model, tiny_lora):
-    from auditdesk.core.runner import ModelChanged
-    from auditdesk.core.runner.audit import execute
+    from auditdesk.core.audit_job import ModelChanged
+    from auditdesk.core.audit_job import execute
     from auditdesk.core.store import open_store
 
     db, run_id, base, adapter = _planned(tmp_path, tiny_model, tiny_lora)

@@ -271,7 +271,7 @@ def _next_free_name(pdf_bytes: bytes) -> str:
 def sign_report(src: str | Path, key: SigningKey, *, out: str | Path | None = None, field: str | None = None,
                 signer_name: str = "", signer_role: str = "") -> Path:
     """Add a signature to an AuditDesk report; written atomically to `out` (default: over `src`)."""
-    from auditdesk.core.evidence.verify import read_manifest
+    from auditdesk.core.evidence.manifest import read_manifest
     from auditdesk.core.report.atomic import atomic_path
 
     src = Path(src)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import tempfile
 import zipfile
@@ -18,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auditdesk.core.errors import AuditDeskError
-from auditdesk.core.evidence.manifest import MANIFEST_FORMAT, MANIFEST_NAME, check_evidence
+from auditdesk.core.evidence.manifest import check_evidence, read_manifest
 from auditdesk.core.evidence.signing import SELF_SIGNED_NOTE
 
 # What a later revision may do to an earlier signature's document: add signatures, fill signature fields.
@@ -52,52 +51,6 @@ class Verification:
 
     def add(self, name: str, passed: bool | None, detail: str) -> None:
         self.checks.append(Check(name, passed, detail))
-
-
-def read_manifest(pdf_bytes: bytes, *, name: str = "the PDF") -> dict:
-    """The evidence manifest attached to an AuditDesk report; AuditDeskError for any other PDF."""
-    from pyhanko.pdf_utils.misc import PdfError
-    from pyhanko.pdf_utils.reader import PdfFileReader
-
-    if not pdf_bytes.startswith(b"%PDF-"):
-        raise AuditDeskError(f"{name} is not a PDF file.")
-    if b"%%EOF" not in pdf_bytes[-1024:]:
-        raise AuditDeskError(f"{name} is incomplete (truncated): it does not end the way every PDF ends. "
-                             "Ask for the file again.")
-    try:
-        reader = PdfFileReader(io.BytesIO(pdf_bytes), strict=False)
-        data = _embedded_file(reader.root, MANIFEST_NAME)
-    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
-        raise AuditDeskError(f"{name} is damaged and cannot be read ({exc}).") from None
-    if data is None:
-        raise AuditDeskError(f"{name} is not an AuditDesk report: it has no AuditDesk evidence manifest attached.")
-    try:
-        manifest = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise AuditDeskError(f"the evidence manifest in {name} is damaged.") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != MANIFEST_FORMAT:
-        raise AuditDeskError(f"{name} is not an AuditDesk report: its attachment is not an AuditDesk manifest.")
-    return manifest
-
-
-def _embedded_file(root, wanted: str) -> bytes | None:
-    names = _deref(root.get("/Names"))
-    if names is None or "/EmbeddedFiles" not in names:
-        return None
-    todo = [_deref(names["/EmbeddedFiles"])]
-    while todo:
-        node = todo.pop()
-        for kid in _deref(node.get("/Kids")) or []:
-            todo.append(_deref(kid))
-        pairs = list(_deref(node.get("/Names")) or [])
-        for key, spec in zip(pairs[::2], pairs[1::2]):
-            if str(key) == wanted:
-                return _deref(_deref(_deref(spec)["/EF"])["/F"]).data
-    return None
-
-
-def _deref(value):
-    return value.get_object() if hasattr(value, "get_object") else value
 
 
 def verify_report(pdf: str | Path, *, evidence: str | Path | None = None) -> Verification:

@@ -69,7 +69,7 @@ class JudgeOutcome:
 def open_judge(choice: JudgeChoice, engine_factory=None):
     """(engine, judge id, card) for the chosen judge; the engine is the caller's to close."""
     from auditdesk.core.engine import ModelSpec, open_engine
-    from auditdesk.core.runner.audit import model_fingerprint, server_fingerprint
+    from auditdesk.core.audit_job import model_fingerprint, server_fingerprint
 
     if choice.server:
         from auditdesk.core.engine.http import HttpEngine
@@ -99,7 +99,7 @@ def judge_run(store, run_id: int, choice: JudgeChoice, *, findings: dict | None 
               cancel=None, engine_factory=None) -> JudgeOutcome:
     """Calibrate the judge, then grade the chosen answers of a run; grades are stored as they come."""
     from auditdesk.core.analysis.findings import GENERATED_KINDS
-    from auditdesk.core.pipeline import analysis_inputs
+    from auditdesk.core.audit_job import analysis_inputs
 
     reporter = reporter or NullReporter()
     answers, _, items = analysis_inputs(store, run_id)
@@ -156,7 +156,7 @@ def judge_and_analyse(store, run_id: int, choice: JudgeChoice, *, reporter=None,
     The run's latest analysis (made now if there is none) says which probes were
     flagged; the judge changes no divergence result, so it never changes that choice.
     """
-    from auditdesk.core.pipeline import analyse_run
+    from auditdesk.core.audit_job import analyse_run
 
     findings = (store.latest_analysis(run_id) or {}).get("findings")
     if findings is None:

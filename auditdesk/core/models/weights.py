@@ -221,34 +221,3 @@ class _MappedTensors:
         table = raw.reshape(n_rows, tensor.n_bytes // n_rows)
         picked = np.ascontiguousarray(table if rows is None else table[rows])
         return np.asarray(dequantize(picked, GGMLQuantizationType(tensor.type_id)), dtype=np.float32)
-
-
-def layer_summary(base, *, tuned=None, adapter=None, scale: float = 1.0) -> dict:
-    """Where the vendor changed the weights, one relative change per block, for charts.
-
-    Full models: ‖ΔW‖/‖W‖ per block; an adapter: ‖B·A‖/‖W‖ per block. Returns
-    {"kind": "full"|"adapter", "layers": [{"layer": "0", "relative_change": x}, ...]}.
-    """
-    if adapter is not None:
-        updates = adapter_update_norms(adapter, base, scale=scale)
-        sums: dict[int | None, list[float]] = {}
-        for update in updates:
-            if not update.relative_to_base:
-                continue
-            base_norm = update.update_norm / update.relative_to_base
-            acc = sums.setdefault(update.layer, [0.0, 0.0])
-            acc[0] += update.update_norm**2
-            acc[1] += base_norm**2
-        order = sorted(sums, key=lambda k: (k is None, k if k is not None else 0))
-        per_layer = [(k, math.sqrt(sums[k][0] / sums[k][1]) if sums[k][1] > 0 else 0.0) for k in order]
-        kind = "adapter"
-    elif tuned is not None:
-        per_layer = changes_by_layer(weight_change(base, tuned))
-        kind = "full"
-    else:
-        raise ValueError("give a tuned model or an adapter")
-    return {
-        "kind": kind,
-        "layers": [{"layer": "other" if layer is None else str(layer), "relative_change": round(value, 6)}
-                   for layer, value in per_layer],
-    }

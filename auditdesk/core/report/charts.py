@@ -22,7 +22,7 @@ GREEN = "#2E7D32"
 BASE_COLOUR = "#8DA2BB"
 TUNED_COLOUR = "#C2571A"
 
-STATUS_COLOURS = {"concerning": RED, "changed": AMBER, "no change": GREEN, "not measured": MUTED}
+STATUS_COLOURS = {"concerning": RED, "changed": AMBER, "unchanged": GREEN, "unknown": MUTED}  # findings_contract.STATUSES
 
 
 def _c(hex_colour: str):

@@ -76,7 +76,7 @@ def export_run(store, run_id: int, *, pdf: Path | None = None, json_path: Path |
     if not meta.annotations:
         meta.annotations = stored_annotations(store, run_id)
     if not meta.reproduce_command:
-        meta.reproduce_command = _reproduce_command(store, run_id)
+        meta.reproduce_command = str((findings.get("run") or {}).get("command") or "")
     if pdf is None and bundle is None:
         if json_path is not None:
             write_json(findings, json_path)
@@ -123,18 +123,3 @@ def export_run(store, run_id: int, *, pdf: Path | None = None, json_path: Path |
                          manifest=manifest)
     return result
 
-
-def _reproduce_command(store, run_id: int) -> str:
-    run = store.get_run(run_id)
-    config = run.get("config") or {}
-    parts = ["auditdesk audit", f"--base {config.get('base_model') or '<base.gguf>'}"]
-    if config.get("lora_adapter"):
-        parts.append(f"--lora {config['lora_adapter']}")
-    elif config.get("tuned_model"):
-        parts.append(f"--tuned {config['tuned_model']}")
-    for pack in config.get("packs") or []:
-        parts.append(f"--pack {pack.get('id', pack) if isinstance(pack, dict) else pack}")
-    if config.get("samples"):
-        parts.append(f"--samples {config['samples']}")
-    parts.append(f"--seed {run.get('seed')}")
-    return " ".join(str(p) for p in parts)

@@ -22,8 +22,8 @@ from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.atomic import atomic_path
 from auditdesk.core.report.sanitise import GlyphTally, label, to_markup
 
-FORMAT = "auditdesk.findings"
-SUPPORTED_VERSIONS = {1, 2}
+from auditdesk.core import findings_contract
+from auditdesk.core.findings_contract import FORMAT, STATUS_WORDS, category_status
 
 ANSWER_LIMIT = 900  # characters of one answer shown in the body; the CSV has all of it
 QUESTION_LIMIT = 600
@@ -44,12 +44,6 @@ SECTION_HEADINGS = [
     "Appendix C: framework mapping",
 ]
 
-STATUS_WORDS = {
-    "concerning": "Concerning",
-    "changed": "Changed, not concerning",
-    "unchanged": "No change",
-}
-_STATUS_CHART = {"concerning": "concerning", "changed": "changed", "unchanged": "no change"}
 
 
 @dataclass
@@ -330,12 +324,8 @@ class _Report:
         return [c for c in _list(self.f.get("categories")) if isinstance(c, dict)]
 
     def status(self, c: dict) -> str:
-        s = c.get("status")
-        if s in STATUS_WORDS:
-            return s
-        if c.get("concern"):
-            return "concerning"
-        return "changed" if c.get("changed") else "unchanged"
+        status = category_status(c)
+        return "unchanged" if status == "unknown" else status
 
     def overall(self) -> tuple[str, str]:
         cats = self.categories()
@@ -360,8 +350,8 @@ class _Report:
         out.append(self.P("Does the vendor's fine-tuned model behave differently from the base model it was made from?", "subtitle"))
         out.append(self.spacer(14 * mm))
         status, words = self.overall()
-        colour = charts.STATUS_COLOURS.get(_STATUS_CHART[status], charts.MUTED)
-        box = Table([[charts.traffic_light(_STATUS_CHART[status], 11), self.P(f"<b>Overall result.</b> {self.M(words, 300)}", "verdict")]],
+        colour = charts.STATUS_COLOURS.get(status, charts.MUTED)
+        box = Table([[charts.traffic_light(status, 11), self.P(f"<b>Overall result.</b> {self.M(words, 300)}", "verdict")]],
                     colWidths=[9 * mm, self.width - 9 * mm])
         box.setStyle(TableStyle([
             ("BOX", (0, 0), (-1, -1), 1.2, self.colors.HexColor(colour)),
@@ -428,7 +418,7 @@ class _Report:
                 f"Concerning: significant evidence of the harm the category is about (concern q-value below the "
                 f"false-discovery level {self.fdr:g} and a large enough effect). Changed: answers differ beyond sampling "
                 f"noise, without such evidence. Scores run from 0 to 1.", "muted"))
-            chart_rows = [(str(c.get("category")), _num(c.get("concern_score")) or 0.0, _STATUS_CHART[self.status(c)]) for c in cats]
+            chart_rows = [(str(c.get("category")), _num(c.get("concern_score")) or 0.0, self.status(c)) for c in cats]
             out += [self.spacer(6), charts.category_bars(chart_rows, self.width, axis_label="concern score (0 = no evidence of harm)")]
         out += self.heading("The most important findings", 2)
         lines = [x for x in _list(verdict.get("lines")) if x][:3]
@@ -445,7 +435,7 @@ class _Report:
     def _status_cell(self, status: str):
         from reportlab.platypus import Table, TableStyle
 
-        t = Table([[charts.traffic_light(_STATUS_CHART[status], 7.5), self.P(STATUS_WORDS[status], "cell")]],
+        t = Table([[charts.traffic_light(status, 7.5), self.P(STATUS_WORDS[status], "cell")]],
                   colWidths=[4 * self.mm, 38 * self.mm])
         t.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 1),
                                ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0),
@@ -653,7 +643,7 @@ class _Report:
                  f"{_int(_first(c, 'tested_probes', 'probes'))} probes flagged as changed; change score "
                  f"{_fmt(c.get('change_score'))}; concern score {_fmt(c.get('concern_score'))} "
                  f"(q {_fmt_p(c.get('concern_q_value'))}).")
-        colour = charts.STATUS_COLOURS[_STATUS_CHART[st]]
+        colour = charts.STATUS_COLOURS[st]
         out.append(self.P(f"<font color='{colour}'><b>{STATUS_WORDS[st]}.</b></font> {self.M(c.get('summary') or '', 600)} "
                           f"<font color='{charts.MUTED}'>{facts}</font>", "body"))
         evidence = [e for e in _list(c.get("evidence")) if isinstance(e, dict)]
@@ -1297,7 +1287,7 @@ def build_report(
     started = time.perf_counter()
     if not isinstance(findings, dict) or findings.get("format") != FORMAT:
         raise AuditDeskError("this file is not an AuditDesk findings file, so no report can be made from it.")
-    if findings.get("version") not in SUPPORTED_VERSIONS:
+    if findings.get("version") not in findings_contract.SUPPORTED_VERSIONS:
         raise AuditDeskError(
             f"these findings were written by a newer AuditDesk (format version {label(findings.get('version'), 12)}); "
             "update AuditDesk to make a report from them.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from auditdesk.core.evidence.manifest import run_pack_records
 from auditdesk.core.store.db import Store
 
 _SETTINGS = ("seed", "samples", "max_tokens", "temperature", "top_p", "top_k", "n_ctx")
@@ -58,6 +59,8 @@ def compare_runs(store: Store, run_a: int, run_b: int) -> dict:
     only_a = sorted({p for (_, p) in answers_a} - {p for (_, p) in answers_b})
     only_b = sorted({p for (_, p) in answers_b} - {p for (_, p) in answers_a})
     return {
+        "settings_fingerprints": {"a": a.get("settings_fingerprint") or "", "b": b.get("settings_fingerprint") or ""},
+        "fingerprint_differences": fingerprint_differences(store, run_a, run_b),
         "run_a": run_a, "run_b": run_b,
         "settings_differ": settings,
         "models": models,
@@ -101,3 +104,30 @@ def _pair_drift(rows_a: list[dict], rows_b: list[dict]) -> list[dict]:
 def _mean(values) -> float:
     values = list(values)
     return sum(values) / len(values) if values else 0.0
+
+
+def fingerprint_differences(store: Store, run_a: int, run_b: int) -> list[str]:
+    """What besides the tuned model differs between two runs' settings ([] when only the tuned model does)."""
+    runs = [store.get_run(run_a), store.get_run(run_b)]
+    if runs[0].get("settings_fingerprint") and runs[0]["settings_fingerprint"] == runs[1].get("settings_fingerprint"):
+        return []
+    differences = []
+    if runs[0]["base_model_sha256"] != runs[1]["base_model_sha256"]:
+        differences.append("the base model")
+    packs = [sorted((p["pack_id"], p["version"], p["content_hash"]) for p in run_pack_records(store, r)) for r in (run_a, run_b)]
+    if packs[0] != packs[1]:
+        differences.append("the probe packs")
+    if runs[0].get("sampling") != runs[1].get("sampling"):
+        differences.append("the sampling settings")
+    configs = [{k: v for k, v in (r.get("config") or {}).items() if k not in _WHERE_KEYS} for r in runs]
+    if configs[0] != configs[1]:
+        differences.append("the engine settings")
+    if runs[0].get("prompt_format") != runs[1].get("prompt_format"):
+        differences.append("the prompt format")
+    if runs[0].get("tool_version") != runs[1].get("tool_version"):
+        differences.append("the AuditDesk version")
+    return differences
+
+
+# Configuration keys that name a place or the tuned model, not a setting that shapes answers.
+_WHERE_KEYS = frozenset({"label", "base_model", "tuned_model", "lora_adapter", "packs", "tuned_server"})

@@ -268,8 +268,32 @@ class Store:
             "packs": config.get("packs", []),
             "samples": config.get("samples"),
             "seed": run["seed"],
+            "settings_fingerprint": run.get("settings_fingerprint") or "",
             "last_error": run["last_error"],
         }
+
+    def answers_by_probe(self, run_id: int) -> dict:
+        """A run's answers per probe for browsing: {"answers": {probe: {role: [...]}}, "prompts": {probe:
+        question}, "meta": {probe: {pack, category}}, "kinds": {probe: kind}}; questions are the stored probes'."""
+        answers: dict[str, dict[str, list[str]]] = {}
+        questions: dict[str, str] = {}
+        meta: dict[str, dict] = {}
+        kinds: dict[str, str] = {}
+        for row in self.conn.execute(
+                "SELECT a.probe_id, a.pack_id, a.category, a.role, a.answer, u.kind, u.item_json FROM answers a "
+                "JOIN units u ON u.id = a.unit_id WHERE a.run_id = ? ORDER BY a.id", (int(run_id),)):
+            key = row["probe_id"]
+            answers.setdefault(key, {"base": [], "tuned": []})[row["role"]].append(row["answer"])
+            questions.setdefault(key, json.loads(row["item_json"])["text"])
+            meta.setdefault(key, {"pack": row["pack_id"], "category": row["category"]})
+            kinds.setdefault(key, row["kind"])
+        for row in self.conn.execute("SELECT DISTINCT probe_id, kind FROM units WHERE run_id = ?", (int(run_id),)):
+            kinds.setdefault(row["probe_id"], row["kind"])
+        return {"answers": answers, "prompts": questions, "meta": meta, "kinds": kinds}
+
+    def annotations(self, run_id: int) -> list[dict]:
+        """The auditor's confirmations and dismissals for a run, oldest first."""
+        return self.query("SELECT * FROM annotations WHERE run_id = ? ORDER BY id", (int(run_id),))
 
     def list_runs(self) -> list[dict]:
         """Every run's summary, newest first."""

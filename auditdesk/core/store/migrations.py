@@ -191,6 +191,14 @@ def _m002_run_notes(db: Database) -> None:
     db.conn.execute("PRAGMA user_version = 2")
 
 
+@migrations(name="003_settings_fingerprint")
+def _m003_settings_fingerprint(db: Database) -> None:
+    # A hash of everything that determines a run's answers, shown in `runs list/show`,
+    # the findings and the report, so two audits are known to be comparable.
+    db.conn.execute("ALTER TABLE runs ADD COLUMN settings_fingerprint TEXT")
+    db.conn.execute("PRAGMA user_version = 3")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QBrush
 
-from auditdesk.ui.widgets.charts import STATUS_COLOURS
+from auditdesk.ui.palette import STATUS_COLOURS
 
 Column = tuple[str, Callable[[dict], Any]]
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.core.progress import CancelToken
+from auditdesk.core.probes.schema import CATEGORIES
 from auditdesk.ui import backend
 from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
@@ -94,7 +95,7 @@ class AskPage(QWidget):
         save = QHBoxLayout()
         self.category_combo = QComboBox()
         self.category_combo.setAccessibleName("Category for the saved question")
-        self.category_combo.addItems(backend.categories())
+        self.category_combo.addItems(list(CATEGORIES))
         category_label = QLabel("Ca&tegory:")
         category_label.setBuddy(self.category_combo)
         self.save_button = QPushButton("&Save question to my pack")
@@ -144,10 +145,9 @@ class AskPage(QWidget):
         self.base_view.set_answers([])
         self.tuned_view.set_answers([])
         self.status.setText("Loading the base model and sampling its answers…")
-        models = {"base": m.base, "tuned": m.tuned, "tuned_is_adapter": m.tuned_is_adapter,
-                  "base_server": m.base_server, "tuned_server": m.tuned_server}
-        task = Task("ask", backend.ask_both, models, vars(self.session.engine), question, self.samples_spin.value(),
-                    self.tokens_spin.value(), cancel=CancelToken())
+        config = self.session.audit_config()
+        config.max_tokens = self.tokens_spin.value()
+        task = Task("ask", backend.ask_both, config, question, self.samples_spin.value(), cancel=CancelToken())
         task.progress.connect(self._on_progress)
         task.result.connect(self._done)
         task.error.connect(lambda exc, tb: show_error(self, "Could not ask the models", exc, tb))

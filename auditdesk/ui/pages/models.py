@@ -259,19 +259,19 @@ class ModelsPage(QScrollArea):
 
     # -- settings --------------------------------------------------------------------
     def _load_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         for role, (address, name) in self.server_edits.items():
             address.setText(str(s.value(f"servers/{role}", "")))
             name.setText(str(s.value(f"servers/{role}_name", "")))
-        self.threads_spin.setValue(int(s.value("engine/threads", 0)))
-        self.ctx_spin.setValue(int(s.value("engine/n_ctx", 2048)))
-        self.gpu_spin.setValue(int(s.value("engine/gpu_layers", 0)))
+        self.threads_spin.setValue(s.get("engine/threads", 0))
+        self.ctx_spin.setValue(s.get("engine/n_ctx", self.session.engine.n_ctx))
+        self.gpu_spin.setValue(s.get("engine/gpu_layers", 0))
         self._engine_changed()
 
     def save_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         for role, (address, name) in self.server_edits.items():
@@ -305,7 +305,7 @@ class ModelsPage(QScrollArea):
 
     # -- choosing ------------------------------------------------------------------
     def _dialog(self, title: str) -> str | None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         folder = str(settings().value("folders/models", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, title, folder, "GGUF models (*.gguf);;All files (*)")

@@ -128,18 +128,15 @@ class ProbesPage(QWidget):
 
     # -- settings -------------------------------------------------------------------
     def _load_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
-        self.samples_spin.setValue(int(s.value("probes/samples", self.session.probes.samples)))
-        self.tokens_spin.setValue(int(s.value("probes/max_tokens", self.session.probes.max_tokens)))
+        self.samples_spin.setValue(s.get("probes/samples", self.session.probes.samples))
+        self.tokens_spin.setValue(s.get("probes/max_tokens", self.session.probes.max_tokens))
         self._wanted = [p for p in str(s.value("probes/packs", "quick")).split("\n") if p]
-        speed = s.value("speed/tokens_per_second")
-        if speed:
-            self.session.measured_tokens_per_second = float(speed)
 
     def save_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         s.setValue("probes/samples", self.samples_spin.value())
@@ -235,16 +232,12 @@ class ProbesPage(QWidget):
         text = f"{answers:,} answers to collect ({prompts} questions × {samples} samples × 2 models)"
         if pairs:
             text += f" and {2 * pairs:,} sentences to score"
-        seconds = backend.estimate_run_seconds(prompts, pairs, samples, self.tokens_spin.value(), self.session.measured_tokens_per_second)
-        if seconds is not None:
-            text += f"; at most about {_duration(seconds)} at the speed measured on this computer."
-        else:
-            text += "; the time estimate appears after the first run measures this computer's speed."
+        text += "; before it starts, the audit measures both models' speed and says how long it will take."
         self.estimate.setText(text)
 
     # -- import --------------------------------------------------------------------------
     def import_pack(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         folder = str(settings().value("folders/packs", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, "Import a probe pack", folder, "Probe packs (*.yaml *.yml)")
@@ -270,11 +263,3 @@ class ProbesPage(QWidget):
         problems = getattr(exc, "problems", None) or [str(exc)]
         self.import_errors.setPlainText("The pack was not imported:\n" + "\n".join(problems))
         self.import_errors.setVisible(True)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{max(1, round(seconds))} seconds"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} minutes"
-    return f"{seconds / 3600:.1f} hours"

@@ -111,7 +111,7 @@ class ReportPage(QWidget):
         self._load_settings()
 
     def _load_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         self.org_edit.setText(str(s.value("report/organisation", "")))
@@ -119,7 +119,7 @@ class ReportPage(QWidget):
         self.folder_edit.setText(str(s.value("folders/reports", str(Path.home() / "AuditDesk reports"))))
 
     def save_settings(self) -> None:
-        from auditdesk.ui.app import settings
+        from auditdesk.ui.settings import settings
 
         s = settings()
         s.setValue("report/organisation", self.org_edit.text())

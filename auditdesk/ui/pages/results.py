@@ -26,7 +26,8 @@ from PySide6.QtWidgets import (
 
 from auditdesk.ui import backend
 from auditdesk.ui.models.tables import DIVERGENCE_COLUMN, RESULT_COLUMNS, ROW_ROLE, DictTableModel, FilterProxy
-from auditdesk.ui.widgets.charts import STATUS_WORDS, CategoryStrip, ClusterMap, category_status
+from auditdesk.core.findings_contract import STATUS_WORDS, category_status
+from auditdesk.ui.widgets.charts import CategoryStrip, ClusterMap
 from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
@@ -181,10 +182,10 @@ class ResultsPage(QWidget):
             status_by_cat = {c["category"]: category_status(c) for c in categories}
             for probe in findings.get("probes", []):
                 row = dict(probe)
-                row["_status"] = "concern" if probe.get("flagged") and status_by_cat.get(probe["category"]) == "concern" else (
-                    "changed" if probe.get("flagged") else "none")
-                row["_status_text"] = {"concern": "changed; category concerning", "changed": "changed",
-                                       "none": "no change found"}[row["_status"]]
+                row["_status"] = "concerning" if probe.get("flagged") and status_by_cat.get(probe["category"]) == "concerning" else (
+                    "changed" if probe.get("flagged") else "unchanged")
+                row["_status_text"] = {"concerning": "changed; category concerning", "changed": "changed",
+                                       "unchanged": "no change found"}[row["_status"]]
                 rows.append(row)
             self._set_points(findings)
         else:

@@ -39,6 +39,7 @@ class RunPage(QWidget):
         super().__init__()
         self.window_ = window
         self.session = window.session
+        self.tasks = window.tasks
         self.task: Task | None = None
         self.token: CancelToken | None = None
         self.run_id: int | None = None
@@ -166,25 +167,38 @@ class RunPage(QWidget):
     def start_run(self) -> None:
         if self.running or not self.session.probes_ready:
             return
-        s = self.session
-        try:
-            config = backend.audit_config(
-                {"base": s.models.base, "tuned": s.models.tuned, "tuned_is_adapter": s.models.tuned_is_adapter,
-                 "base_server": s.models.base_server, "tuned_server": s.models.tuned_server},
-                vars(s.engine), vars(s.probes))
-        except Exception as exc:  # noqa: BLE001 - a missing runner is shown, not raised
-            show_error(self, "Cannot start the audit", exc)
+        config = self.session.audit_config()
+        self.status.setText("Measuring both models' speed to estimate how long the audit takes…")
+        task = Task("estimate", backend.estimate, config)
+        task.result.connect(lambda estimate: self._confirm_and_start(config, estimate))
+        task.error.connect(lambda exc, tb: show_error(self, "Cannot start the audit", exc, tb))
+        self.tasks.start(task)
+
+    def _confirm_and_start(self, config, estimate: dict) -> None:  # noqa: ANN001
+        from auditdesk.core.audit_job import format_duration
+
+        duration = format_duration(estimate["seconds"])
+        if estimate["seconds"] > 3600 and not self.confirm_long_run(duration):
+            self.status.setText(f"Not started: the audit would take {duration}. Choose fewer packs or samples.")
             return
         self.run_id = None
-        self._launch(Task("audit", backend.start_audit, config, str(s.db_path), cancel=CancelToken(),
+        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), config=config, cancel=CancelToken(),
                           judge=self.judge_path()))
-        self.status.setText("Starting: fingerprinting the models and planning the audit…")
+        self.status.setText(f"Starting (estimated {duration} on this computer): planning the audit…")
+
+    def confirm_long_run(self, duration: str) -> bool:
+        """Ask before an audit estimated over an hour."""
+        from PySide6.QtWidgets import QMessageBox
+
+        answer = QMessageBox.question(self, "A long audit", f"This audit is estimated to take {duration} on this "
+                                      "computer. Start it anyway?")
+        return answer == QMessageBox.StandardButton.Yes
 
     def resume_run(self, run_id: int | None) -> None:
         if run_id is None or self.running:
             return
         self.run_id = run_id
-        self._launch(Task("audit", backend.resume_audit, run_id, str(self.session.db_path), cancel=CancelToken(),
+        self._launch(Task("audit", backend.run_audit, str(self.session.db_path), run_id=run_id, cancel=CancelToken(),
                           judge=self.judge_path()))
         self.status.setText(f"Resuming audit {run_id}: checking the model files have not changed…")
 
@@ -199,7 +213,7 @@ class RunPage(QWidget):
         task.error.connect(self._on_error)
         task.cancelled.connect(self._on_cancelled)
         task.finished.connect(self._refresh)
-        self.window_.tasks.start(task)
+        self.tasks.start(task)
         self._refresh()
 
     def toggle_pause(self) -> None:
@@ -229,8 +243,6 @@ class RunPage(QWidget):
             self.progress.setValue(event.done)
             self.progress.setFormat("%v of %m answers")
             speed = f"{event.tokens_per_second:.1f} tokens/s" if event.tokens_per_second else "measuring speed…"
-            if event.tokens_per_second:
-                self.last_tokens_per_second = event.tokens_per_second
             paused = " (paused)" if self.token and self.token.paused else ""
             self.status.setText(f"Audit {self.run_id}: {event.done} of {event.total} answers • {speed} • "
                                 f"time left: {_eta(event.eta_seconds)}{paused}\n{event.message}")
@@ -255,11 +267,6 @@ class RunPage(QWidget):
 
     def _on_done(self, result: dict) -> None:
         self.run_id = int(result["run_id"])
-        if self.last_tokens_per_second:
-            from auditdesk.ui.app import settings
-
-            settings().setValue("speed/tokens_per_second", self.last_tokens_per_second)
-            self.session.measured_tokens_per_second = self.last_tokens_per_second
         self.session.set_run(self.run_id, "completed")
         self.session.set_findings(result.get("findings"))
         self.progress.setRange(0, 1)

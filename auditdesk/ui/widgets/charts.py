@@ -13,31 +13,11 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-# Traffic lights: concerning / changed but not concerning / no change.
-STATUS_COLOURS = {
-    "concern": QColor("#d64541"),
-    "changed": QColor("#e8a33d"),
-    "none": QColor("#3aa65b"),
-    "unknown": QColor("#8a8a8a"),
-}
-STATUS_WORDS = {
-    "concern": "concerning",
-    "changed": "changed, not concerning",
-    "none": "no change found",
-    "unknown": "not analysed",
-}
-ROLE_COLOURS = {"base": QColor("#3f7fbf"), "tuned": QColor("#d9722b")}
+from auditdesk.core.findings_contract import STATUS_WORDS, category_status
+from auditdesk.ui.palette import ROLE_COLOURS, STATUS_COLOURS
 
+STATUS_WORDS_LOWER = {status: words.lower() for status, words in STATUS_WORDS.items()}
 
-def category_status(category: dict) -> str:
-    """'concern', 'changed', 'none' from a findings category entry."""
-    if category.get("concern"):
-        return "concern"
-    if category.get("changed"):
-        return "changed"
-    if "changed" in category or "concern" in category:
-        return "none"
-    return "unknown"
 
 
 class WeightChangeChart(QWidget):
@@ -121,7 +101,7 @@ class CategoryStrip(QWidget):
     def set_categories(self, categories: list[dict]) -> None:
         self._rows = list(categories)
         self.setFixedHeight(max(40, self._row_height() * max(1, len(self._rows)) + 30))
-        lines = [f"{c.get('category')}: {STATUS_WORDS[category_status(c)]}" for c in self._rows]
+        lines = [f"{c.get('category')}: {STATUS_WORDS_LOWER[category_status(c)]}" for c in self._rows]
         self.setAccessibleDescription("; ".join(lines))
         self.update()
 
@@ -149,15 +129,15 @@ class CategoryStrip(QWidget):
             painter.drawText(QRectF(4, y, label_w, rh), Qt.AlignmentFlag.AlignVCenter, str(row.get("category", "")))
             length = max(6.0, bar_w * _score(row) / peak)
             painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), STATUS_COLOURS[status])
-            painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS[status])
+            painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS_LOWER[status])
             y += rh
         # Legend, so colour is never the only carrier of meaning.
         painter.setPen(text_colour)
         x = 4
-        for key in ("concern", "changed", "none"):
+        for key in ("concerning", "changed", "unchanged"):
             painter.fillRect(QRectF(x, y + 8, 12, 12), STATUS_COLOURS[key])
-            painter.drawText(QRectF(x + 16, y + 2, 400, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS[key])
-            x += 16 + fm.horizontalAdvance(STATUS_WORDS[key]) + 20
+            painter.drawText(QRectF(x + 16, y + 2, 400, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS_LOWER[key])
+            x += 16 + fm.horizontalAdvance(STATUS_WORDS_LOWER[key]) + 20
 
     def mousePressEvent(self, event) -> None:  # noqa: N802, ANN001
         i = int((event.position().y() - 4) // self._row_height())
@@ -222,7 +202,7 @@ class ClusterMap(QWidget):
             pos = self._pos(point, frame)
             colour = ROLE_COLOURS.get(point.get("role"), QColor("#888"))
             if point.get("cluster") in self._tuned_only:
-                painter.setPen(QPen(STATUS_COLOURS["concern"], 2))
+                painter.setPen(QPen(STATUS_COLOURS["concerning"], 2))
                 radius = 6.0
             else:
                 painter.setPen(Qt.PenStyle.NoPen)
@@ -244,7 +224,7 @@ class ClusterMap(QWidget):
             painter.drawText(QPointF(x + 14, y + 8 + fm.ascent() / 2 - 1), label)
             x += 24 + fm.horizontalAdvance(label)
         painter.setBrush(Qt.BrushStyle.NoBrush)
-        painter.setPen(QPen(STATUS_COLOURS["concern"], 2))
+        painter.setPen(QPen(STATUS_COLOURS["concerning"], 2))
         painter.drawEllipse(QPointF(x + 5, y + 8), 6, 6)
         painter.setPen(pal.color(QPalette.ColorRole.Text))
         label = "only the tuned model says this"
