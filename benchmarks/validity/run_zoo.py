@@ -135,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         with open_store(args.db) as store:
             if args.reanalyse:
-                old = json.loads((args.results / f"{name}.json").read_text())
-                run_id, copied = old["run_id"], old["base_answers_reused"]
+                # The newest run of this organism in the database; its answers are all stored.
+                label = f"validity: {name}"
+                run_id = next(r["id"] for r in store.list_runs() if r.get("label") == label)
+                old = args.results / f"{name}.json"
+                copied = json.loads(old.read_text())["base_answers_reused"] if old.exists() else 0
             else:
                 run_id = plan_run(config, store)
                 copied = reuse_base_answers(store, run_id)
