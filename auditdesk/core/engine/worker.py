@@ -145,17 +145,24 @@ class LlamaWorkerEngine:
         except OSError:  # a broken pipe: the worker is gone
             raise self._crashed(activity, loader) from None
 
-    def _call(self, message: tuple, activity: str):
+    def _check_free(self) -> None:
+        """Refuse a request to an unloaded model or one that is still answering another."""
         if self._closed:
             raise EngineError(f"the model '{self._name}' was already unloaded.")
         if self._busy:
             raise EngineError("the model is still busy with an earlier request.")
+
+    def _call(self, message: tuple, activity: str, cancel: CancelToken | None = None):
+        """One request, one reply; `cancel` lets the worker stop it early."""
+        self._check_free()
         self._busy = True
         try:
             self._send(message, activity)
-            kind, payload = self._receive(activity)
+            kind, payload = self._receive(activity, cancel=cancel)
         finally:
             self._busy = False
+        if kind == "cancelled":
+            raise Cancelled("cancelled by the user")
         if kind == "error":
             raise EngineError(payload)
         return payload
@@ -170,10 +177,7 @@ class LlamaWorkerEngine:
         cancel: CancelToken | None = None,
     ) -> Iterator[Answer]:
         """Yield one Answer per request as the worker finishes it; raise Cancelled on cancel."""
-        if self._closed:
-            raise EngineError(f"the model '{self._name}' was already unloaded.")
-        if self._busy:
-            raise EngineError("the model is still busy with an earlier request.")
+        self._check_free()
         if cancel is not None:
             cancel.raise_if_cancelled()
         self._cancel_sent = False
@@ -219,23 +223,8 @@ class LlamaWorkerEngine:
         if cancel is not None:
             cancel.raise_if_cancelled()
         self._cancel_sent = False
-        kind, payload = None, None
-        if self._closed:
-            raise EngineError(f"the model '{self._name}' was already unloaded.")
-        if self._busy:
-            raise EngineError("the model is still busy with an earlier request.")
-        self._busy = True
-        try:
-            self._send(("next_token_logprobs", prefix, list(bodies), list(endings), list(candidates), batched),
-                       "grading answers")
-            kind, payload = self._receive("grading answers", cancel=cancel)
-        finally:
-            self._busy = False
-        if kind == "cancelled":
-            raise Cancelled("cancelled by the user")
-        if kind == "error":
-            raise EngineError(payload)
-        return payload
+        return self._call(("next_token_logprobs", prefix, list(bodies), list(endings), list(candidates), batched),
+                          "grading answers", cancel=cancel)
 
     def render_prompts(self, questions: Sequence[str], format_id: str):
         """Render questions in `format_id` inside the worker (see prompts.render_prompts)."""
