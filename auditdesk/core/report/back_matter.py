@@ -6,7 +6,16 @@ import json
 from typing import Any
 
 from auditdesk.core.report import charts, fonts
-from auditdesk.core.report.layout import ReportLayout, _dict, _digest, _first, _fmt, _fmt_p, _list, signature_box
+from auditdesk.core.report.layout import (
+    ReportLayout,
+    as_dict,
+    as_list,
+    first_of,
+    fmt_number,
+    fmt_p,
+    model_digest,
+    signature_box,
+)
 
 APPENDIX_QUESTION_LIMIT = 240
 
@@ -18,18 +27,18 @@ class BackMatter(ReportLayout):
         out = self.heading("Analyst notes", page_break=True)
         notes = [a for a in (self.meta.annotations or []) if isinstance(a, dict)]
         if not notes:
-            out.append(self.P("No analyst notes were recorded for this audit.", "body"))
+            out.append(self.para("No analyst notes were recorded for this audit.", "body"))
             return out
-        out.append(self.P("Findings the analyst confirmed or dismissed while reviewing the results, with their comments.", "body"))
+        out.append(self.para("Findings the analyst confirmed or dismissed while reviewing the results, with their comments.", "body"))
         rows = [self.th("Finding", "Status", "Note", "By / when")]
         for a in notes:
             status = str(a.get("status", "")).lower()
             colour = {"confirmed": charts.RED, "dismissed": charts.MUTED}.get(status, charts.INK)
             rows.append([
-                self.T(_first(a, "probe_id", "target", "finding_id", "finding", default="–"), "cellb", 80),
-                self.P(f"<font color='{colour}'><b>{self.M(status or '–', 30)}</b></font>", "cell"),
-                self.T(a.get("note") or "", "cell", 1500),
-                self.T(" ".join(str(x) for x in (a.get("author"), a.get("created_at")) if x) or "–", "cell", 80),
+                self.text_para(first_of(a, "probe_id", "target", "finding_id", "finding", default="–"), "cellb", 80),
+                self.para(f"<font color='{colour}'><b>{self.markup(status or '–', 30)}</b></font>", "cell"),
+                self.text_para(a.get("note") or "", "cell", 1500),
+                self.text_para(" ".join(str(x) for x in (a.get("author"), a.get("created_at")) if x) or "–", "cell", 80),
             ])
         mm = self.mm
         out.append(self.table(rows, [34 * mm, 22 * mm, self.width - 92 * mm, 36 * mm]))
@@ -39,7 +48,7 @@ class BackMatter(ReportLayout):
         from reportlab.platypus import KeepTogether
 
         out = self.heading("Limitations", page_break=True)
-        items = [str(x) for x in _list(self.f.get("limitations")) if x]
+        items = [str(x) for x in as_list(self.findings_doc.get("limitations")) if x]
         items += [
             "The audit covers only the probes listed in Appendix A; behaviour that no probe asks about is not measured.",
             "Answers are sampled; another run with other seeds gives other answers. Statistical tests account for this "
@@ -65,10 +74,10 @@ class BackMatter(ReportLayout):
         if not text_notes:
             text_notes.append("Every character of the quoted answers could be drawn with the embedded fonts.")
         for x in items:
-            out.append(self.P(f"• {self.M(x, 1000)}", "body"))
+            out.append(self.para(f"• {self.markup(x, 1000)}", "body"))
         out += self.heading("Text shown in this report", 3)
         for x in text_notes:
-            out.append(self.P(f"• {x}", "body"))
+            out.append(self.para(f"• {x}", "body"))
         out.append(KeepTogether(self.signoff()))
         return out
 
@@ -82,17 +91,17 @@ class BackMatter(ReportLayout):
 
         mm = self.mm
         sign = self.heading("Sign-off", 1)
-        sign.append(self.P("I have reviewed the findings, the example answers and the limitations of this audit.", "body"))
+        sign.append(self.para("I have reviewed the findings, the example answers and the limitations of this audit.", "body"))
         digital = bool(self.meta.signer_name)
         if digital:
-            sign.append(self.P(
-                f"This report is digitally signed by <b>{self.M(self.meta.signer_name, 120)}</b>"
-                f"{' (' + self.M(self.meta.signer_role, 80) + ')' if self.meta.signer_role else ''}; the signature "
+            sign.append(self.para(
+                f"This report is digitally signed by <b>{self.markup(self.meta.signer_name, 120)}</b>"
+                f"{' (' + self.markup(self.meta.signer_role, 80) + ')' if self.meta.signer_role else ''}; the signature "
                 "covers the whole document, including the evidence manifest in Appendix B. A reviewer can add a "
                 "second signature with <font name='%s'>auditdesk sign</font>; <font name='%s'>auditdesk verify</font> "
                 "checks both." % (fonts.MONO, fonts.MONO), "small"))
         else:
-            sign.append(self.P(
+            sign.append(self.para(
                 "Sign by hand on a printed copy, or digitally in the boxes below with "
                 f"<font name='{fonts.MONO}'>auditdesk sign</font>; <font name='{fonts.MONO}'>auditdesk verify</font> "
                 "checks digital signatures and the evidence files.", "small"))
@@ -104,9 +113,9 @@ class BackMatter(ReportLayout):
                   ("Reviewer / approver", REVIEWER_FIELD, "", "", ""))
         for role_name, field_name, name, role, when in people:
             rows += [
-                [self.P(f"<b>{role_name}</b>", "cell"), "", "", ""],
-                [self.P("Name", "muted"), self.T(name or "", "cell", 120), self.P("Role", "muted"), self.T(role or "", "cell", 80)],
-                [self.P("Date", "muted"), self.T(when, "cell", 40), self.P("Signature", "muted"),
+                [self.para(f"<b>{role_name}</b>", "cell"), "", "", ""],
+                [self.para("Name", "muted"), self.text_para(name or "", "cell", 120), self.para("Role", "muted"), self.text_para(role or "", "cell", 80)],
+                [self.para("Date", "muted"), self.text_para(when, "cell", 40), self.para("Signature", "muted"),
                  signature_box(self, field_name, box_width - 8, 19 * mm)],
             ]
         table = self.table(rows, [34 * mm, 54 * mm, 20 * mm, box_width], header=False, zebra=False,
@@ -116,59 +125,59 @@ class BackMatter(ReportLayout):
                            + [("TOPPADDING", (0, 0), (-1, -1), 7), ("LINEBELOW", (0, -1), (-1, -1), 0, self.colors.white)])
         sign.append(table)
         if self.meta.signer_fingerprint:
-            sign.append(self.P(f"Auditor's signing certificate, SHA-256: <font name='{fonts.MONO}'>{self.M(self.meta.signer_fingerprint, 64)}</font>", "muted"))
+            sign.append(self.para(f"Auditor's signing certificate, SHA-256: <font name='{fonts.MONO}'>{self.markup(self.meta.signer_fingerprint, 64)}</font>", "muted"))
         return sign
 
     def appendix(self) -> list:
         mm = self.mm
         out = self.heading("Appendix A: every probe", page_break=True)
-        out.append(self.P("Every probe answered by generation, with its question as sent (first variant) and its "
+        out.append(self.para("Every probe answered by generation, with its question as sent (first variant) and its "
                           "statistics. Flagged probes are marked ●.", "small"))
         rows = [self.th("Probe", "Category / kind", "Question as sent", "Div.", "p", "q", "")]
-        probes = [p for p in _list(self.f.get("probes")) if isinstance(p, dict)]
+        probes = [p for p in as_list(self.findings_doc.get("probes")) if isinstance(p, dict)]
         for i, p in enumerate(probes):
             if i % 50 == 0:
                 self.check()
             rows.append([
-                self.T(p.get("probe_id"), "cellb", 80),
-                self.P(f"{self.M(p.get('category'), 40)}<br/><font color='{charts.MUTED}'>{self.M(p.get('kind'), 20)}</font>", "cell"),
-                self.T(p.get("question") or "", "cell", APPENDIX_QUESTION_LIMIT),
-                self.P(_fmt(p.get("divergence"), 3), "cell"),
-                self.P(_fmt_p(p.get("p_value")), "cell"),
-                self.P(_fmt_p(p.get("q_value")), "cell"),
-                self.P(f"<font color='{charts.TUNED_COLOUR}'>●</font>" if p.get("flagged") else "", "cell"),
+                self.text_para(p.get("probe_id"), "cellb", 80),
+                self.para(f"{self.markup(p.get('category'), 40)}<br/><font color='{charts.MUTED}'>{self.markup(p.get('kind'), 20)}</font>", "cell"),
+                self.text_para(p.get("question") or "", "cell", APPENDIX_QUESTION_LIMIT),
+                self.para(fmt_number(p.get("divergence"), 3), "cell"),
+                self.para(fmt_p(p.get("p_value")), "cell"),
+                self.para(fmt_p(p.get("q_value")), "cell"),
+                self.para(f"<font color='{charts.TUNED_COLOUR}'>●</font>" if p.get("flagged") else "", "cell"),
             ])
         if not probes:
-            out.append(self.P("No probe statistics in this findings file.", "body"))
+            out.append(self.para("No probe statistics in this findings file.", "body"))
         else:
             out.append(self.table(rows, [40 * mm, 28 * mm, self.width - 118 * mm, 14 * mm, 14 * mm, 14 * mm, 8 * mm]))
-        pairs = [r for r in _list(_dict(self.f.get("likelihood_pairs")).get("pairs")) if isinstance(r, dict)]
+        pairs = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("pairs")) if isinstance(r, dict)]
         if pairs:
             out += self.heading("Likelihood pairs", 2)
             rows = [self.th("Probe", "Category", "Score base", "Score tuned", "Shift")]
             for r in pairs:
-                rows.append([self.T(r.get("probe_id"), "cellb", 80), self.T(r.get("category"), "cell", 40),
-                             self.P(_fmt(r.get("score_base"), 3), "cell"), self.P(_fmt(r.get("score_tuned"), 3), "cell"),
-                             self.P(_fmt(r.get("shift"), 3), "cell")])
+                rows.append([self.text_para(r.get("probe_id"), "cellb", 80), self.text_para(r.get("category"), "cell", 40),
+                             self.para(fmt_number(r.get("score_base"), 3), "cell"), self.para(fmt_number(r.get("score_tuned"), 3), "cell"),
+                             self.para(fmt_number(r.get("shift"), 3), "cell")])
             out.append(self.table(rows, [50 * mm, 40 * mm, 25 * mm, 25 * mm, self.width - 140 * mm]))
         out += self.heading("Appendix B: reproducibility", page_break=True)
-        command = self.meta.reproduce_command or _first(self.run, "command", "cli", default="")
-        out.append(self.P("Running the same models, probe packs, settings and seeds with the same AuditDesk version gives "
+        command = self.meta.reproduce_command or first_of(self.run, "command", "cli", default="")
+        out.append(self.para("Running the same models, probe packs, settings and seeds with the same AuditDesk version gives "
                           "the same answers and the same statistics.", "body"))
         if command:
-            out += [self.P("<b>Command</b>", "small"), self.T(command, "mono", 2000), self.spacer(4)]
-        digests = [(f"{w} SHA-256", self.T(_digest(self.model(r)), "mono", 120))
+            out += [self.para("<b>Command</b>", "small"), self.text_para(command, "mono", 2000), self.spacer(4)]
+        digests = [(f"{w} SHA-256", self.text_para(model_digest(self.model(r)), "mono", 120))
                    for r, w in (("base", "Base model"), ("tuned", "Tuned model"))]
         out.append(self.kv_table(digests + [
-            ("AuditDesk version", self.meta.tool_version or str(_dict(self.f.get("tool")).get("version", "–"))),
-            ("Findings generated", str(self.f.get("generated_at") or "–")),
-            ("Findings format", f"{self.f.get('format')} version {self.f.get('version')}"),
+            ("AuditDesk version", self.meta.tool_version or str(as_dict(self.findings_doc.get("tool")).get("version", "–"))),
+            ("Findings generated", str(self.findings_doc.get("generated_at") or "–")),
+            ("Findings format", f"{self.findings_doc.get('format')} version {self.findings_doc.get('version')}"),
         ], 40 * mm))
-        out += [self.spacer(6), self.P("<b>Analysis settings</b>", "small"),
-                self.T(json.dumps(self.settings, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 3000)]
+        out += [self.spacer(6), self.para("<b>Analysis settings</b>", "small"),
+                self.text_para(json.dumps(self.settings, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 3000)]
         run_copy = {k: v for k, v in self.run.items() if k not in ("packs",)}
-        out += [self.spacer(4), self.P("<b>Run configuration</b>", "small"),
-                self.T(json.dumps(run_copy, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 6000)]
+        out += [self.spacer(4), self.para("<b>Run configuration</b>", "small"),
+                self.text_para(json.dumps(run_copy, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 6000)]
         out += self.evidence_manifest()
         return out
 
@@ -179,7 +188,7 @@ class BackMatter(ReportLayout):
             return []
         mm = self.mm
         out = self.heading("Evidence manifest", 2)
-        out.append(self.P(
+        out.append(self.para(
             "SHA-256 of every file this report rests on. The same list is attached to this PDF as "
             f"<font name='{fonts.MONO}'>auditdesk-manifest.json</font> and is covered by its digital signatures; "
             f"<font name='{fonts.MONO}'>auditdesk verify REPORT.pdf --evidence FOLDER</font> compares the files "
@@ -188,35 +197,35 @@ class BackMatter(ReportLayout):
         mono = fonts.MONO
 
         def entry(name: Any, digest: Any, note: str = "") -> Any:
-            lines = [self.M(name, 160)] if name else []
+            lines = [self.markup(name, 160)] if name else []
             if digest:
-                lines.append(f"<font name='{mono}' size='7.2'>{self.M(digest, 80)}</font>")
+                lines.append(f"<font name='{mono}' size='7.2'>{self.markup(digest, 80)}</font>")
             if note:
-                lines.append(f"<font color='{charts.MUTED}'>{self.M(note, 300)}</font>")
-            return self.P("<br/>".join(lines) or "–", "cell")
+                lines.append(f"<font color='{charts.MUTED}'>{self.markup(note, 300)}</font>")
+            return self.para("<br/>".join(lines) or "–", "cell")
 
         words = {"findings": "Findings (JSON)", "answers": "Answers (CSV)"}
-        for f in _list(m.get("files")):
-            rows.append([self.P(words.get(f.get("role"), str(f.get("role"))), "cellb"), entry(f.get("name"), f.get("sha256"))])
-        for pk in _list(m.get("probe_packs")):
-            what = self.T(f"Probe pack {pk.get('pack_id')} v{pk.get('version')}", "cellb", 120)
+        for f in as_list(m.get("files")):
+            rows.append([self.para(words.get(f.get("role"), str(f.get("role"))), "cellb"), entry(f.get("name"), f.get("sha256"))])
+        for pk in as_list(m.get("probe_packs")):
+            what = self.text_para(f"Probe pack {pk.get('pack_id')} v{pk.get('version')}", "cellb", 120)
             note = "" if pk.get("sha256") else f"file not included: {pk.get('note') or 'not found'}"
             rows.append([what, entry(pk.get("name"), pk.get("sha256"), note)])
-            rows.append([self.P("", "cell"), entry("content hash (independent of YAML layout)", pk.get("content_hash"))])
-        for role, model in sorted(_dict(m.get("models")).items()):
-            rows.append([self.P(f"{role.capitalize()} model", "cellb"),
+            rows.append([self.para("", "cell"), entry("content hash (independent of YAML layout)", pk.get("content_hash"))])
+        for role, model in sorted(as_dict(m.get("models")).items()):
+            rows.append([self.para(f"{role.capitalize()} model", "cellb"),
                          entry(model.get("name"), model.get("sha256"),
                                f"ran on the server {model.get('server')}" if model.get("server") else "")])
-        rows.append([self.P("Settings fingerprint", "cellb"),
+        rows.append([self.para("Settings fingerprint", "cellb"),
                      entry("over the models, packs, sampling and engine settings, prompt format and AuditDesk version",
                            m.get("settings_fingerprint"))])
-        for key, value in sorted(_dict(m.get("scorers")).items()):
+        for key, value in sorted(as_dict(m.get("scorers")).items()):
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-            rows.append([self.T(key.replace("_", " ").capitalize(), "cellb", 60), self.T(text, "mono", 300)])
+            rows.append([self.text_para(key.replace("_", " ").capitalize(), "cellb", 60), self.text_para(text, "mono", 300)])
         out.append(self.table(rows, [34 * mm, self.width - 34 * mm]))
         out.append(self.spacer(3))
-        out.append(self.P(f"Manifest written {self.M(m.get('created'), 40)} for audit run {self.M(m.get('run_id'), 12)} "
-                          f"(AuditDesk {self.M(m.get('auditdesk_version'), 20)}).", "muted"))
+        out.append(self.para(f"Manifest written {self.markup(m.get('created'), 40)} for audit run {self.markup(m.get('run_id'), 12)} "
+                          f"(AuditDesk {self.markup(m.get('auditdesk_version'), 20)}).", "muted"))
         return out
 
     def framework_mapping(self) -> list:
@@ -228,24 +237,24 @@ class BackMatter(ReportLayout):
             return []
         mm = self.mm
         out = self.heading("Appendix C: framework mapping", page_break=True)
-        out.append(self.P(self.M(mapping.get("disclaimer"), 1200), "body"))
-        out.append(self.P(f"Mapping: {self.M(mapping.get('title'), 120)} (id {self.M(mapping.get('id'), 60)}, "
-                          f"version {self.M(mapping.get('version'), 20)}). Item titles are paraphrased; the official "
+        out.append(self.para(self.markup(mapping.get("disclaimer"), 1200), "body"))
+        out.append(self.para(f"Mapping: {self.markup(mapping.get('title'), 120)} (id {self.markup(mapping.get('id'), 60)}, "
+                          f"version {self.markup(mapping.get('version'), 20)}). Item titles are paraphrased; the official "
                           "texts are authoritative.", "muted"))
-        for fw in _list(mapping.get("frameworks")):
+        for fw in as_list(mapping.get("frameworks")):
             if not isinstance(fw, dict):
                 continue
             heading = self.heading(str(fw.get("name") or ""), 2)
             rows = [self.th("Item", "Report sections", "This report can support", "It cannot cover")]
-            for item in _list(fw.get("items")):
+            for item in as_list(fw.get("items")):
                 if not isinstance(item, dict):
                     continue
                 rows.append([
-                    self.P(f"<b>{self.M(item.get('ref'), 40)}</b><br/>"
-                           f"<font color='{charts.MUTED}'>{self.M(item.get('title'), 200)}</font>", "cell"),
-                    self.T(", ".join(str(x) for x in _list(item.get("sections"))), "cell", 200),
-                    self.T(item.get("supports"), "cell", 800),
-                    self.T(item.get("cannot_cover"), "cell", 800),
+                    self.para(f"<b>{self.markup(item.get('ref'), 40)}</b><br/>"
+                           f"<font color='{charts.MUTED}'>{self.markup(item.get('title'), 200)}</font>", "cell"),
+                    self.text_para(", ".join(str(x) for x in as_list(item.get("sections"))), "cell", 200),
+                    self.text_para(item.get("supports"), "cell", 800),
+                    self.text_para(item.get("cannot_cover"), "cell", 800),
                 ])
             table = self.table(rows, [38 * mm, 26 * mm, (self.width - 64 * mm) / 2, (self.width - 64 * mm) / 2])
             out.append(KeepTogether(heading + [table]))  # never a framework's name alone at the foot of a page

@@ -6,7 +6,17 @@ from typing import Any
 
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts
-from auditdesk.core.report.layout import ReportLayout, _dict, _first, _fmt, _fmt_p, _int, _list, _num, _pct
+from auditdesk.core.report.layout import (
+    ReportLayout,
+    as_dict,
+    as_list,
+    finite_number,
+    first_of,
+    fmt_count,
+    fmt_number,
+    fmt_p,
+    fmt_percent,
+)
 from auditdesk.core.report.sanitise import label
 
 ANSWER_LIMIT = 900  # characters of one answer shown in the body; the CSV has all of it
@@ -24,13 +34,13 @@ class FindingsSection(ReportLayout):
         concerning = [c for c in cats if self.status(c) == "concerning"]
         changed = [c for c in cats if self.status(c) == "changed"]
         if not concerning and not changed:
-            out.append(self.P("No category showed a change beyond sampling noise or evidence of harm.", "body"))
+            out.append(self.para("No category showed a change beyond sampling noise or evidence of harm.", "body"))
         else:
-            out.append(self.P(
+            out.append(self.para(
                 f"{len(concerning)} concerning categor{'y' if len(concerning) == 1 else 'ies'} in order of concern, "
                 f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed without evidence of harm.",
                 "body"))
-        probes = [p for p in _list(self.f.get("probes")) if isinstance(p, dict)]
+        probes = [p for p in as_list(self.findings_doc.get("probes")) if isinstance(p, dict)]
         total = len(concerning) + len(changed)
         for i, c in enumerate(concerning + changed):
             self.check()
@@ -48,14 +58,14 @@ class FindingsSection(ReportLayout):
         st = self.status(c)
         out = [CondPageBreak(70 * mm)]
         out += self.heading(f"{name}: {STATUS_WORDS[st].lower()}", 2)
-        facts = (f"Rank {_int(c.get('rank'))}. {_int(c.get('changed_probes'))} of "
-                 f"{_int(_first(c, 'tested_probes', 'probes'))} probes flagged as changed; change score "
-                 f"{_fmt(c.get('change_score'))}; concern score {_fmt(c.get('concern_score'))} "
-                 f"(q {_fmt_p(c.get('concern_q_value'))}).")
+        facts = (f"Rank {fmt_count(c.get('rank'))}. {fmt_count(c.get('changed_probes'))} of "
+                 f"{fmt_count(first_of(c, 'tested_probes', 'probes'))} probes flagged as changed; change score "
+                 f"{fmt_number(c.get('change_score'))}; concern score {fmt_number(c.get('concern_score'))} "
+                 f"(q {fmt_p(c.get('concern_q_value'))}).")
         colour = charts.STATUS_COLOURS[st]
-        out.append(self.P(f"<font color='{colour}'><b>{STATUS_WORDS[st]}.</b></font> {self.M(c.get('summary') or '', 600)} "
+        out.append(self.para(f"<font color='{colour}'><b>{STATUS_WORDS[st]}.</b></font> {self.markup(c.get('summary') or '', 600)} "
                           f"<font color='{charts.MUTED}'>{facts}</font>", "body"))
-        evidence = [e for e in _list(c.get("evidence")) if isinstance(e, dict)]
+        evidence = [e for e in as_list(c.get("evidence")) if isinstance(e, dict)]
         if evidence and detailed:
             rows = [self.th("Evidence", "What was measured", "Base", "Tuned", "Effect", "p")]
             for e in evidence[:8]:
@@ -64,21 +74,21 @@ class FindingsSection(ReportLayout):
                     judged += " <i>(supporting)</i>"
                 sig = e.get("significant")
                 rows.append([
-                    self.P(self.M(_first(e, "name", "test", default="?"), 40) + judged, "cellb"),
-                    self.P(self.M(e.get("description") or "", 500)
-                           + (f"<br/><font color='{charts.MUTED}'>{self.M(e.get('method'), 80)}; probes: "
-                              f"{self.M(', '.join(map(str, _list(e.get('probes'))[:6])), 300)}</font>" if e.get("method") else ""), "cell"),
-                    self.P(self._val(e.get("base_value")), "cell"),
-                    self.P(self._val(e.get("tuned_value")), "cell"),
-                    self.P(_fmt(e.get("effect")), "cell"),
-                    self.P(f"<b>{_fmt_p(e.get('p_value'))}</b>" if sig else _fmt_p(e.get("p_value")), "cell"),
+                    self.para(self.markup(first_of(e, "name", "test", default="?"), 40) + judged, "cellb"),
+                    self.para(self.markup(e.get("description") or "", 500)
+                           + (f"<br/><font color='{charts.MUTED}'>{self.markup(e.get('method'), 80)}; probes: "
+                              f"{self.markup(', '.join(map(str, as_list(e.get('probes'))[:6])), 300)}</font>" if e.get("method") else ""), "cell"),
+                    self.para(self._val(e.get("base_value")), "cell"),
+                    self.para(self._val(e.get("tuned_value")), "cell"),
+                    self.para(fmt_number(e.get("effect")), "cell"),
+                    self.para(f"<b>{fmt_p(e.get('p_value'))}</b>" if sig else fmt_p(e.get("p_value")), "cell"),
                 ])
             out.append(self.table(rows, [28 * mm, self.width - 98 * mm, 16 * mm, 16 * mm, 16 * mm, 22 * mm]))
-        ranked = sorted(probes, key=lambda p: (not p.get("flagged"), -(_num(p.get("divergence")) or 0.0)))
-        chart_rows = [(str(p.get("probe_id")), _num(p.get("divergence")) or 0.0, bool(p.get("flagged")))
+        ranked = sorted(probes, key=lambda p: (not p.get("flagged"), -(finite_number(p.get("divergence")) or 0.0)))
+        chart_rows = [(str(p.get("probe_id")), finite_number(p.get("divergence")) or 0.0, bool(p.get("flagged")))
                       for p in ranked[: (10 if detailed else 6)]]
         if chart_rows:
-            out += [self.spacer(4), KeepTogether([self.P("<b>Most divergent probes</b>", "small"),
+            out += [self.spacer(4), KeepTogether([self.para("<b>Most divergent probes</b>", "small"),
                                                   charts.probe_divergence(chart_rows, self.width)])]
         for p in ranked[: TOP_PROBES_CONCERNING if detailed else TOP_PROBES_CHANGED]:
             self.check()
@@ -94,7 +104,7 @@ class FindingsSection(ReportLayout):
 
     @staticmethod
     def _val(v: Any) -> str:
-        n = _num(v)
+        n = finite_number(v)
         if n is None:
             return "–"
         return f"{n:.2f}"
@@ -104,11 +114,11 @@ class FindingsSection(ReportLayout):
 
         mm = self.mm
         out = [CondPageBreak(45 * mm)] + self.heading(f"Probe {p.get('probe_id', '?')}", 3)
-        stats = (f"{self.M(p.get('pack'), 60)} · {self.M(p.get('kind'), 20)} · divergence {_fmt(p.get('divergence'), 3)} · "
-                 f"effect {_fmt(p.get('effect_size'))} · p {_fmt_p(p.get('p_value'))} · q {_fmt_p(p.get('q_value'))}"
+        stats = (f"{self.markup(p.get('pack'), 60)} · {self.markup(p.get('kind'), 20)} · divergence {fmt_number(p.get('divergence'), 3)} · "
+                 f"effect {fmt_number(p.get('effect_size'))} · p {fmt_p(p.get('p_value'))} · q {fmt_p(p.get('q_value'))}"
                  + (" · <b>flagged</b>" if p.get("flagged") else ""))
-        out.append(self.P(f"<font color='{charts.MUTED}'>{stats}</font>", "small"))
-        out.append(self.P(f"<b>Question:</b> {self.M(p.get('question') or '(not recorded)', QUESTION_LIMIT)}", "small"))
+        out.append(self.para(f"<font color='{charts.MUTED}'>{stats}</font>", "small"))
+        out.append(self.para(f"<b>Question:</b> {self.markup(p.get('question') or '(not recorded)', QUESTION_LIMIT)}", "small"))
         base, tuned = self.examples_for(p)
         n = max(len(base), len(tuned))
         if n:
@@ -120,148 +130,148 @@ class FindingsSection(ReportLayout):
             out.append(self.table(rows, [half, half], extra_style=[
                 ("LINEAFTER", (0, 0), (0, -1), 0.5, self.colors.HexColor("#D1D5DB"))]))
         else:
-            out.append(self.P("No answers were stored for this probe.", "small"))
-        rates = _dict(p.get("detector_rates"))
-        hits = [(k, _dict(v)) for k, v in rates.items() if (_num(_dict(v).get("tuned")) or 0) > (_num(_dict(v).get("base")) or 0)]
+            out.append(self.para("No answers were stored for this probe.", "small"))
+        rates = as_dict(p.get("detector_rates"))
+        hits = [(k, as_dict(v)) for k, v in rates.items() if (finite_number(as_dict(v).get("tuned")) or 0) > (finite_number(as_dict(v).get("base")) or 0)]
         if hits:
-            out.append(self.P("Detector rates (base → tuned): " + "; ".join(
-                f"{self.M(k, 40)} {_pct(v.get('base'))} → {_pct(v.get('tuned'))}" for k, v in hits[:5]), "muted"))
+            out.append(self.para("Detector rates (base → tuned): " + "; ".join(
+                f"{self.markup(k, 40)} {fmt_percent(v.get('base'))} → {fmt_percent(v.get('tuned'))}" for k, v in hits[:5]), "muted"))
         out.append(self.spacer(4))
         return out
 
     def _answer_cell(self, text):
-        cell = self.T(text, "answer", ANSWER_LIMIT)
+        cell = self.text_para(text, "answer", ANSWER_LIMIT)
         line = self.judge_line(text)
-        return [cell, self.P(line, "muted")] if line else cell
+        return [cell, self.para(line, "muted")] if line else cell
 
     def harm_highlights(self, c: dict) -> list:
         """The tuned answers the harm scorer read as most harmful, so a reader sees the harm itself."""
-        shown = [e for e in _list(c.get("evidence")) if isinstance(e, dict) and e.get("test") == "harm_score"
-                 and e.get("significant") and _list(e.get("examples"))]
+        shown = [e for e in as_list(c.get("evidence")) if isinstance(e, dict) and e.get("test") == "harm_score"
+                 and e.get("significant") and as_list(e.get("examples"))]
         if not shown:
             return []
         out = self.heading("Answers that show the harm", 3)
         for e in shown[:3]:
-            out.append(self.P(f"<b>{self.M(e.get('name'), 40)}</b>: {self.M(e.get('description'), 300)}", "small"))
-            for ex in _list(e.get("examples"))[:3]:
-                ex = _dict(ex)
-                out.append(self.P(f"<font color='{charts.MUTED}'>{self.M(ex.get('probe_id'), 60)} · score "
-                                  f"{_fmt(ex.get('score'))}</font> {self.M(ex.get('text'), ANSWER_LIMIT)}", "answer"))
+            out.append(self.para(f"<b>{self.markup(e.get('name'), 40)}</b>: {self.markup(e.get('description'), 300)}", "small"))
+            for ex in as_list(e.get("examples"))[:3]:
+                ex = as_dict(ex)
+                out.append(self.para(f"<font color='{charts.MUTED}'>{self.markup(ex.get('probe_id'), 60)} · score "
+                                  f"{fmt_number(ex.get('score'))}</font> {self.markup(ex.get('text'), ANSWER_LIMIT)}", "answer"))
         return out
 
     def detector_highlights(self, category: str, probes: list[dict]) -> list:
-        rows = [r for r in _list(_dict(self.f.get("detectors")).get("by_category"))
+        rows = [r for r in as_list(as_dict(self.findings_doc.get("detectors")).get("by_category"))
                 if isinstance(r, dict) and r.get("category") == category]
         # Only detectors that fired at all; a table of 0% → 0% hides the ones that matter.
-        rows = [r for r in rows if (_num(r.get("base_rate")) or 0) > 0 or (_num(r.get("tuned_rate")) or 0) > 0]
+        rows = [r for r in rows if (finite_number(r.get("base_rate")) or 0) > 0 or (finite_number(r.get("tuned_rate")) or 0) > 0]
         if not rows:
             return []
-        defs = {d.get("id"): d for d in _list(_dict(self.f.get("detectors")).get("definitions")) if isinstance(d, dict)}
+        defs = {d.get("id"): d for d in as_list(as_dict(self.findings_doc.get("detectors")).get("definitions")) if isinstance(d, dict)}
         out = self.heading("Detector highlights", 3)
         table = [self.th("Detector", "Looks for", "Base", "Tuned", "p")]
-        rows.sort(key=lambda r: -((_num(r.get("tuned_rate")) or 0) - (_num(r.get("base_rate")) or 0)))
+        rows.sort(key=lambda r: -((finite_number(r.get("tuned_rate")) or 0) - (finite_number(r.get("base_rate")) or 0)))
         for r in rows[:8]:
-            d = _dict(defs.get(r.get("detector")))
+            d = as_dict(defs.get(r.get("detector")))
             table.append([
-                self.T(d.get("name") or r.get("detector"), "cellb", 60),
-                self.T(d.get("description") or "", "cell", 200),
-                self.P(f"{_pct(r.get('base_rate'))} ({_int(r.get('base_hits'))}/{_int(r.get('base_n'))})", "cell"),
-                self.P(f"{_pct(r.get('tuned_rate'))} ({_int(r.get('tuned_hits'))}/{_int(r.get('tuned_n'))})", "cell"),
-                self.P(_fmt_p(r.get("p_value")), "cell"),
+                self.text_para(d.get("name") or r.get("detector"), "cellb", 60),
+                self.text_para(d.get("description") or "", "cell", 200),
+                self.para(f"{fmt_percent(r.get('base_rate'))} ({fmt_count(r.get('base_hits'))}/{fmt_count(r.get('base_n'))})", "cell"),
+                self.para(f"{fmt_percent(r.get('tuned_rate'))} ({fmt_count(r.get('tuned_hits'))}/{fmt_count(r.get('tuned_n'))})", "cell"),
+                self.para(fmt_p(r.get("p_value")), "cell"),
             ])
         mm = self.mm
         out.append(self.table(table, [34 * mm, self.width - 106 * mm, 26 * mm, 26 * mm, 20 * mm]))
         return out
 
     def counterfactual_block(self, category: str) -> list:
-        rows = [r for r in _list(self.f.get("counterfactuals")) if isinstance(r, dict) and r.get("category") == category]
+        rows = [r for r in as_list(self.findings_doc.get("counterfactuals")) if isinstance(r, dict) and r.get("category") == category]
         if not rows:
             return []
-        rows.sort(key=lambda r: -(_num(r.get("gap_change")) or 0))
+        rows.sort(key=lambda r: -(finite_number(r.get("gap_change")) or 0))
         out = self.heading("Counterfactual gaps", 3)
-        out.append(self.P("Change in how differently the model answers for different groups (tuned minus base), "
+        out.append(self.para("Change in how differently the model answers for different groups (tuned minus base), "
                           "with 95% bootstrap intervals; orange intervals exclude zero.", "small"))
-        plot = [(f"{r.get('probe_id')} ({' / '.join(map(str, _list(r.get('groups'))))})",
-                 _num(r.get("gap_change")), _num(r.get("ci_low")), _num(r.get("ci_high"))) for r in rows[:14]]
+        plot = [(f"{r.get('probe_id')} ({' / '.join(map(str, as_list(r.get('groups'))))})",
+                 finite_number(r.get("gap_change")), finite_number(r.get("ci_low")), finite_number(r.get("ci_high"))) for r in rows[:14]]
         out.append(charts.interval_plot(plot, self.width, axis_label="change in gap between groups (tuned − base)"))
         for r in rows[:3]:
             if r.get("direction") == "more":
-                out.append(self.P(f"• <b>{self.M(r.get('probe_id'), 60)}</b>: {self.M(r.get('statement'), 300)} "
-                                  f"(gap {_fmt(r.get('gap_base'), 3)} → {_fmt(r.get('gap_tuned'), 3)}, "
-                                  f"interval {_fmt(r.get('ci_low'), 3)} to {_fmt(r.get('ci_high'), 3)}, q {_fmt_p(r.get('q_value'))})", "small"))
+                out.append(self.para(f"• <b>{self.markup(r.get('probe_id'), 60)}</b>: {self.markup(r.get('statement'), 300)} "
+                                  f"(gap {fmt_number(r.get('gap_base'), 3)} → {fmt_number(r.get('gap_tuned'), 3)}, "
+                                  f"interval {fmt_number(r.get('ci_low'), 3)} to {fmt_number(r.get('ci_high'), 3)}, q {fmt_p(r.get('q_value'))})", "small"))
         return out
 
     def pairs_block(self, category: str) -> list:
-        rows = [r for r in _list(_dict(self.f.get("likelihood_pairs")).get("by_category"))
+        rows = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("by_category"))
                 if isinstance(r, dict) and r.get("category") == category]
         if not rows:
             return []
         out = self.heading("Likelihood pairs", 3)
         for r in rows:
-            out.append(self.P(
-                f"Over {_int(r.get('pairs'))} sentence pairs, the base model preferred the more stereotyped sentence in "
-                f"{_pct(r.get('share_base'))} of pairs and the tuned model in {_pct(r.get('share_tuned'))}; the mean shift "
-                f"towards the stereotyped sentence is {_fmt(r.get('mean_shift'), 3)} (per-token log-probability; "
-                f"sign test p {_fmt_p(r.get('sign_test_p'))}, Wilcoxon p {_fmt_p(r.get('wilcoxon_p'))}).", "small"))
+            out.append(self.para(
+                f"Over {fmt_count(r.get('pairs'))} sentence pairs, the base model preferred the more stereotyped sentence in "
+                f"{fmt_percent(r.get('share_base'))} of pairs and the tuned model in {fmt_percent(r.get('share_tuned'))}; the mean shift "
+                f"towards the stereotyped sentence is {fmt_number(r.get('mean_shift'), 3)} (per-token log-probability; "
+                f"sign test p {fmt_p(r.get('sign_test_p'))}, Wilcoxon p {fmt_p(r.get('wilcoxon_p'))}).", "small"))
         return out
 
     def controls_block(self, category: str) -> list:
-        rows = [r for r in _list(_dict(self.f.get("controls")).get("by_category"))
+        rows = [r for r in as_list(as_dict(self.findings_doc.get("controls")).get("by_category"))
                 if isinstance(r, dict) and r.get("category") == category]
         if not rows:
             return []
         out = self.heading("Control questions", 3)
         for r in rows:
-            out.append(self.P(self._control_sentence(r), "small"))
+            out.append(self.para(self._control_sentence(r), "small"))
         return out
 
     @staticmethod
     def _control_sentence(r: dict) -> str:
-        return (f"Accuracy on {_int(r.get('n_pairs'))} paired control answers: base {_pct(r.get('base_accuracy'))}, tuned "
-                f"{_pct(r.get('tuned_accuracy'))} (drop {_pct(r.get('drop'))}; right only for the base "
-                f"{_int(r.get('base_only'))}, only for the tuned model {_int(r.get('tuned_only'))}; McNemar p "
-                f"{_fmt_p(r.get('mcnemar_p'))}).")
+        return (f"Accuracy on {fmt_count(r.get('n_pairs'))} paired control answers: base {fmt_percent(r.get('base_accuracy'))}, tuned "
+                f"{fmt_percent(r.get('tuned_accuracy'))} (drop {fmt_percent(r.get('drop'))}; right only for the base "
+                f"{fmt_count(r.get('base_only'))}, only for the tuned model {fmt_count(r.get('tuned_only'))}; McNemar p "
+                f"{fmt_p(r.get('mcnemar_p'))}).")
 
     def clusters_block(self, scope: str, *, with_map: bool) -> list:
-        scopes = [s for s in _list(self.f.get("clusters")) if isinstance(s, dict) and s.get("scope") == scope]
+        scopes = [s for s in as_list(self.findings_doc.get("clusters")) if isinstance(s, dict) and s.get("scope") == scope]
         if not scopes:
             if with_map:
-                return self.heading("Clusters of new behaviour", 3) + [self.P("Not measured in this run.", "body")]
+                return self.heading("Clusters of new behaviour", 3) + [self.para("Not measured in this run.", "body")]
             return []
         s = scopes[0]
-        new = [c for c in _list(s.get("clusters")) if isinstance(c, dict) and c.get("new_behaviour")]
+        new = [c for c in as_list(s.get("clusters")) if isinstance(c, dict) and c.get("new_behaviour")]
         if not new and not with_map:
             return []
         out = self.heading("Clusters of new behaviour", 3)
         if not new:
-            out.append(self.P("No cluster of answers given almost only by the tuned model was found.", "small"))
+            out.append(self.para("No cluster of answers given almost only by the tuned model was found.", "small"))
         mm = self.mm
         if new:
             rows = [self.th("Cluster", "Base / tuned", "Keywords", "Example answer (tuned model)")]
             for c in new[:6]:
-                ex = [e for e in _list(c.get("examples")) if isinstance(e, dict)]
+                ex = [e for e in as_list(c.get("examples")) if isinstance(e, dict)]
                 text = (ex[0].get("text") if ex else "") or ""
                 rows.append([
-                    self.P(f"#{self.M(c.get('id'), 12)}", "cellb"),
-                    self.P(f"{_int(c.get('n_base'))} / {_int(c.get('n_tuned'))}<br/>q {_fmt_p(c.get('q_value'))}", "cell"),
-                    self.T(", ".join(map(str, _list(c.get("keywords"))[:8])), "cell", 200),
-                    self.T(text, "answer", 500),
+                    self.para(f"#{self.markup(c.get('id'), 12)}", "cellb"),
+                    self.para(f"{fmt_count(c.get('n_base'))} / {fmt_count(c.get('n_tuned'))}<br/>q {fmt_p(c.get('q_value'))}", "cell"),
+                    self.text_para(", ".join(map(str, as_list(c.get("keywords"))[:8])), "cell", 200),
+                    self.text_para(text, "answer", 500),
                 ])
             out.append(self.table(rows, [16 * mm, 22 * mm, 40 * mm, self.width - 78 * mm]))
         if with_map:
             cluster_new = {c.get("id") for c in new}
-            points = [( _num(p.get("x")) or 0.0, _num(p.get("y")) or 0.0, str(p.get("role")), p.get("cluster") in cluster_new)
-                      for p in _list(s.get("points"))[:20000] if isinstance(p, dict)]
+            points = [( finite_number(p.get("x")) or 0.0, finite_number(p.get("y")) or 0.0, str(p.get("role")), p.get("cluster") in cluster_new)
+                      for p in as_list(s.get("points"))[:20000] if isinstance(p, dict)]
             if points:
                 labels = []
                 for c in new[:6]:
-                    members = [(x, y) for (x, y, _r, _n), p in zip(points, _list(s.get("points"))) if p.get("cluster") == c.get("id")]
+                    members = [(x, y) for (x, y, _r, _n), p in zip(points, as_list(s.get("points"))) if p.get("cluster") == c.get("id")]
                     if members:
                         labels.append((sum(m[0] for m in members) / len(members), max(m[1] for m in members), f"#{c.get('id')}"))
                 from reportlab.platypus import KeepTogether
 
                 out += [self.spacer(4), KeepTogether([
-                    self.P("<b>Cluster map.</b> Every answer as a point; answers close together mean "
+                    self.para("<b>Cluster map.</b> Every answer as a point; answers close together mean "
                            "similar things (first two principal components).", "small"),
                     charts.cluster_map(points, self.width, 78 * mm, labels)])]
         return out
@@ -270,29 +280,29 @@ class FindingsSection(ReportLayout):
         from reportlab.platypus import CondPageBreak
 
         out = [CondPageBreak(90 * self.mm)] + self.heading("Across all categories", 2)
-        overall = _dict(_dict(self.f.get("controls")).get("overall"))
+        overall = as_dict(as_dict(self.findings_doc.get("controls")).get("overall"))
         out += self.heading("General ability (control questions)", 3)
         if overall:
-            drop = _num(overall.get("drop")) or 0.0
-            p = _num(overall.get("mcnemar_p"))
+            drop = finite_number(overall.get("drop")) or 0.0
+            p = finite_number(overall.get("mcnemar_p"))
             lost = drop > 0 and p is not None and p < self.fdr
-            out.append(self.P(self._control_sentence(overall) + (
+            out.append(self.para(self._control_sentence(overall) + (
                 " <b>The tuned model lost general ability</b> (it forgot answers the base model knew)." if lost else ""), "small"))
         else:
-            out.append(self.P("Not measured in this run.", "small"))
-        pairs = [r for r in _list(_dict(self.f.get("likelihood_pairs")).get("by_category")) if isinstance(r, dict)]
+            out.append(self.para("Not measured in this run.", "small"))
+        pairs = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("by_category")) if isinstance(r, dict)]
         out += self.heading("Likelihood pairs by category", 3)
         if pairs:
             rows = [self.th("Category", "Pairs", "Base prefers stereotype", "Tuned prefers stereotype", "Mean shift", "Sign test p")]
             for r in pairs:
-                rows.append([self.T(r.get("category"), "cellb", 60), self.P(_int(r.get("pairs")), "cell"),
-                             self.P(_pct(r.get("share_base")), "cell"), self.P(_pct(r.get("share_tuned")), "cell"),
-                             self.P(_fmt(r.get("mean_shift"), 3), "cell"), self.P(_fmt_p(r.get("sign_test_p")), "cell")])
+                rows.append([self.text_para(r.get("category"), "cellb", 60), self.para(fmt_count(r.get("pairs")), "cell"),
+                             self.para(fmt_percent(r.get("share_base")), "cell"), self.para(fmt_percent(r.get("share_tuned")), "cell"),
+                             self.para(fmt_number(r.get("mean_shift"), 3), "cell"), self.para(fmt_p(r.get("sign_test_p")), "cell")])
             mm = self.mm
             out.append(self.table(rows, [40 * mm, 16 * mm, 34 * mm, 34 * mm, 20 * mm, self.width - 144 * mm]))
         else:
-            out.append(self.P("Not measured in this run.", "small"))
-        judge = self.f.get("judge")
+            out.append(self.para("Not measured in this run.", "small"))
+        judge = self.findings_doc.get("judge")
         if isinstance(judge, dict):
             out += self.judge_block(judge)
         out += self.clusters_block("all", with_map=True)
@@ -301,59 +311,59 @@ class FindingsSection(ReportLayout):
     def judge_block(self, judge: dict) -> list:
         """The optional judge: who it is, whether it passed calibration (in plain words), its grades."""
         out = self.heading("Model-judged alignment (optional judge)", 3)
-        model = _dict(judge.get("model"))
-        cal = _dict(judge.get("calibration"))
-        prompts = _dict(judge.get("prompts"))
-        name = _first(model, "name", "file_name", "path", default="the judge model")
+        model = as_dict(judge.get("model"))
+        cal = as_dict(judge.get("calibration"))
+        prompts = as_dict(judge.get("prompts"))
+        name = first_of(model, "name", "file_name", "path", default="the judge model")
         ident = model.get("sha256") or model.get("server") or judge.get("judge_id") or ""
-        out.append(self.P(
-            f"<b>Model-judged:</b> a third language model ({self.M(name, 80)}) graded "
-            f"{_int(judge.get('graded'))} answers ({self.M(judge.get('selection') or '', 200)}) for alignment and "
+        out.append(self.para(
+            f"<b>Model-judged:</b> a third language model ({self.markup(name, 80)}) graded "
+            f"{fmt_count(judge.get('graded'))} answers ({self.markup(judge.get('selection') or '', 200)}) for alignment and "
             f"coherence, reading its next-token probabilities over score tokens (prompts "
-            f"{self.M(prompts.get('version') or '?', 40)}, {self.M(prompts.get('file') or '', 80)}). "
-            f"<font color='{charts.MUTED}'>Judge identity: {self.M(ident, 90)}</font>", "small"))
-        acc, auroc = _num(cal.get("accuracy")), _num(cal.get("auroc"))
-        figures = (f"it agreed with the reviewer's label on {_pct(acc)} of {_int(cal.get('n'))} labelled answers "
-                   f"(misaligned or not; AUROC of its alignment score {_fmt(auroc)}; required: "
-                   f"{_pct(cal.get('min_accuracy'))} and {_fmt(cal.get('min_auroc'))})")
+            f"{self.markup(prompts.get('version') or '?', 40)}, {self.markup(prompts.get('file') or '', 80)}). "
+            f"<font color='{charts.MUTED}'>Judge identity: {self.markup(ident, 90)}</font>", "small"))
+        acc, auroc = finite_number(cal.get("accuracy")), finite_number(cal.get("auroc"))
+        figures = (f"it agreed with the reviewer's label on {fmt_percent(acc)} of {fmt_count(cal.get('n'))} labelled answers "
+                   f"(misaligned or not; AUROC of its alignment score {fmt_number(auroc)}; required: "
+                   f"{fmt_percent(cal.get('min_accuracy'))} and {fmt_number(cal.get('min_auroc'))})")
         if judge.get("trusted"):
-            out.append(self.P(f"<b>The judge passed calibration:</b> {figures}. Its misaligned-answer rates enter the "
+            out.append(self.para(f"<b>The judge passed calibration:</b> {figures}. Its misaligned-answer rates enter the "
                               "concern test as model-judged evidence, beside the harm scores.", "small"))
         else:
-            out.append(self.P(
+            out.append(self.para(
                 f"<font color='{charts.RED}'><b>Judge failed calibration.</b></font> Before grading this run the "
                 f"judge graded a labelled calibration set, and {figures}. Its scores below are shown for "
                 f"information only: <b>no verdict in this report uses them.</b> "
-                f"{self.M(cal.get('reason') or '', 200)}", "small"))
+                f"{self.markup(cal.get('reason') or '', 200)}", "small"))
         rows = [self.th("Category", "Misaligned base", "Misaligned tuned", "Base alignment", "Tuned alignment",
                         "Tuned coherence", "p")]
-        for r in _list(judge.get("by_category")):
+        for r in as_list(judge.get("by_category")):
             if isinstance(r, dict):
-                rows.append([self.T(r.get("category"), "cellb", 60),
-                             self.P(f"{_int(r.get('base_misaligned'))}/{_int(r.get('n_base'))}", "cell"),
-                             self.P(f"{_int(r.get('tuned_misaligned'))}/{_int(r.get('n_tuned'))}", "cell")]
-                            + [self.P(_fmt(r.get(k), 1), "cell") for k in
+                rows.append([self.text_para(r.get("category"), "cellb", 60),
+                             self.para(f"{fmt_count(r.get('base_misaligned'))}/{fmt_count(r.get('n_base'))}", "cell"),
+                             self.para(f"{fmt_count(r.get('tuned_misaligned'))}/{fmt_count(r.get('n_tuned'))}", "cell")]
+                            + [self.para(fmt_number(r.get(k), 1), "cell") for k in
                                ("base_alignment", "tuned_alignment", "tuned_coherence")]
-                            + [self.P(_fmt_p(r.get("p_value")), "cell")])
+                            + [self.para(fmt_p(r.get("p_value")), "cell")])
         w = self.width / 7
         out.append(self.table(rows, [w] * 7))
         return out
 
     def judge_line(self, text) -> str:
         """The judge's grade of one shown answer, in a few words ('' when it was not graded)."""
-        judge = self.f.get("judge")
+        judge = self.findings_doc.get("judge")
         if not isinstance(judge, dict) or not isinstance(text, str):
             return ""
         index = self.__dict__.get("_judge_index")
         if index is None:
             from auditdesk.core.judge.grading import answer_text_sha
 
-            index = {a.get("text_sha"): a for a in _list(judge.get("answers")) if isinstance(a, dict)}
+            index = {a.get("text_sha"): a for a in as_list(judge.get("answers")) if isinstance(a, dict)}
             self._judge_index = index
             self._judge_sha = answer_text_sha
         g = index.get(self._judge_sha(text))
         if not g:
             return ""
         mark = "" if judge.get("trusted") else ", judge failed calibration"
-        return (f"Judge (model-judged{mark}): {self.M(g.get('label'), 20)}, alignment {_fmt(g.get('alignment'), 0)}, "
-                f"coherence {_fmt(g.get('coherence'), 0)}")
+        return (f"Judge (model-judged{mark}): {self.markup(g.get('label'), 20)}, alignment {fmt_number(g.get('alignment'), 0)}, "
+                f"coherence {fmt_number(g.get('coherence'), 0)}")

@@ -3,23 +3,39 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.layout import (
     ReportLayout,
-    _dict,
-    _digest,
-    _first,
-    _fmt,
-    _fmt_p,
-    _identity,
-    _int,
-    _list,
-    _num,
-    _per_role,
-    _prompt_format_text,
+    as_dict,
+    as_list,
+    finite_number,
+    first_of,
+    fmt_count,
+    fmt_number,
+    fmt_p,
+    model_digest,
+    model_identity,
 )
+
+
+def prompt_format_text(format_id: Any) -> str:
+    """The prompt format in words: the plain Q/A format or the model's own chat template."""
+    text = str(format_id or "")
+    if text.startswith("chat-template"):
+        return f"the base model's chat template (hash {text.partition(':')[2] or 'not recorded'}), used for both models."
+    if text:
+        return "plain completion, 'Question: … / Answer:', the same for both models."
+    return "not recorded."
+
+
+def per_role(engine: dict) -> list[tuple[str, dict]]:
+    """Engine facts per model role ({"base": {...}, "tuned": {...}}) or one flat record."""
+    if engine and all(isinstance(v, dict) for v in engine.values()):
+        return [(str(role), v) for role, v in engine.items()]
+    return [("", engine)] if engine else []
 
 
 class FrontMatter(ReportLayout):
@@ -29,14 +45,14 @@ class FrontMatter(ReportLayout):
         from reportlab.platypus import PageBreak, Table, TableStyle
 
         mm = self.mm
-        out = [self.spacer(38 * mm), self.P("AUDIT REPORT", "muted"), self.spacer(3)]
-        out.append(self.P(self.M(self.meta.title or "Fine-tuned model behaviour audit", 200), "title"))
+        out = [self.spacer(38 * mm), self.para("AUDIT REPORT", "muted"), self.spacer(3)]
+        out.append(self.para(self.markup(self.meta.title or "Fine-tuned model behaviour audit", 200), "title"))
         out.append(self.spacer(4))
-        out.append(self.P("Does the vendor's fine-tuned model behave differently from the base model it was made from?", "subtitle"))
+        out.append(self.para("Does the vendor's fine-tuned model behave differently from the base model it was made from?", "subtitle"))
         out.append(self.spacer(14 * mm))
         status, words = self.overall()
         colour = charts.STATUS_COLOURS.get(status, charts.MUTED)
-        box = Table([[charts.traffic_light(status, 11), self.P(f"<b>Overall result.</b> {self.M(words, 300)}", "verdict")]],
+        box = Table([[charts.traffic_light(status, 11), self.para(f"<b>Overall result.</b> {self.markup(words, 300)}", "verdict")]],
                     colWidths=[9 * mm, self.width - 9 * mm])
         box.setStyle(TableStyle([
             ("BOX", (0, 0), (-1, -1), 1.2, self.colors.HexColor(colour)),
@@ -50,18 +66,18 @@ class FrontMatter(ReportLayout):
             ("Auditor", self.meta.auditor or "(not given)"),
             ("Report exported", self.exported),
             ("Audit ran", self._audit_dates()),
-            ("Audit run", str(_first(self.run, "id", "run_id", default="–"))),
+            ("Audit run", str(first_of(self.run, "id", "run_id", default="–"))),
         ]
         for role, word in (("base", "Base model"), ("tuned", "Tuned model")):
             m = self.model(role)
-            rows.append((word, self.P(
-                f"{self.M(self.model_name(role), 200)}<br/><font name='{fonts.MONO}' size='7.2'>"
-                f"{self.M(_identity(m), 120)}</font>", "cell")))
-        rows.append(("AuditDesk version", self.meta.tool_version or str(_dict(self.f.get("tool")).get("version", "–"))))
+            rows.append((word, self.para(
+                f"{self.markup(self.model_name(role), 200)}<br/><font name='{fonts.MONO}' size='7.2'>"
+                f"{self.markup(model_identity(m), 120)}</font>", "cell")))
+        rows.append(("AuditDesk version", self.meta.tool_version or str(as_dict(self.findings_doc.get("tool")).get("version", "–"))))
         out.append(self.kv_table(rows, 34 * mm))
         if self.meta.notes:
-            out += [self.spacer(8), self.P("<b>Notes from the auditor</b>", "small"), self.T(self.meta.notes, "small", 1500)]
-        out += [self.spacer(12 * mm), self.P(
+            out += [self.spacer(8), self.para("<b>Notes from the auditor</b>", "small"), self.text_para(self.meta.notes, "small", 1500)]
+        out += [self.spacer(12 * mm), self.para(
             "This report was produced offline by AuditDesk from answers that both models gave to the same probe "
             "questions. It records measurements and the statistical evidence behind them; the conclusions are the "
             "signing auditor's.", "muted"), PageBreak()]
@@ -69,8 +85,8 @@ class FrontMatter(ReportLayout):
 
     def _audit_dates(self) -> str:
         """When the audit's answers were generated, from the run record."""
-        start = _first(self.run, "started_at", "started", default="")
-        end = _first(self.run, "finished_at", "ended", default="")
+        start = first_of(self.run, "started_at", "started", default="")
+        end = first_of(self.run, "finished_at", "ended", default="")
         if not (start or end):
             return "not recorded"
         day = lambda t: str(t).replace("T", " ")[:16] + (" UTC" if str(t).endswith("+00:00") else "")  # noqa: E731
@@ -78,9 +94,9 @@ class FrontMatter(ReportLayout):
 
     def executive_summary(self) -> list:
         out = self.heading("Executive summary")
-        verdict = _dict(self.f.get("verdict"))
+        verdict = as_dict(self.findings_doc.get("verdict"))
         text = verdict.get("text") or "The analysis gave no verdict text."
-        out.append(self.P(self.M(text, 1500), "verdict"))
+        out.append(self.para(self.markup(text, 1500), "verdict"))
         out.append(self.spacer(4))
         cats = self.categories()
         if cats:
@@ -89,24 +105,24 @@ class FrontMatter(ReportLayout):
                 st = self.status(c)
                 rows.append([
                     self._status_cell(st),
-                    self.T(c.get("category"), "cellb", 60),
-                    self.P(_int(c.get("probes")), "cell"),
-                    self.P(f"{_int(c.get('changed_probes'))} of {_int(_first(c, 'tested_probes', 'probes'))}", "cell"),
-                    self.P(_fmt(c.get("change_score")), "cell"),
-                    self.P(_fmt(c.get("concern_score")), "cell"),
-                    self.P(_fmt_p(c.get("concern_q_value")), "cell"),
+                    self.text_para(c.get("category"), "cellb", 60),
+                    self.para(fmt_count(c.get("probes")), "cell"),
+                    self.para(f"{fmt_count(c.get('changed_probes'))} of {fmt_count(first_of(c, 'tested_probes', 'probes'))}", "cell"),
+                    self.para(fmt_number(c.get("change_score")), "cell"),
+                    self.para(fmt_number(c.get("concern_score")), "cell"),
+                    self.para(fmt_p(c.get("concern_q_value")), "cell"),
                 ])
             mm = self.mm
             out.append(self.table(rows, [44 * mm, 32 * mm, 15 * mm, 24 * mm, 17 * mm, 17 * mm, self.width - 149 * mm]))
             out.append(self.spacer(3))
-            out.append(self.P(
+            out.append(self.para(
                 f"Concerning: significant evidence of the harm the category is about (concern q-value below the "
                 f"false-discovery level {self.fdr:g} and a large enough effect). Changed: answers differ beyond sampling "
                 f"noise, without such evidence. Scores run from 0 to 1.", "muted"))
-            chart_rows = [(str(c.get("category")), _num(c.get("concern_score")) or 0.0, self.status(c)) for c in cats]
+            chart_rows = [(str(c.get("category")), finite_number(c.get("concern_score")) or 0.0, self.status(c)) for c in cats]
             out += [self.spacer(6), charts.category_bars(chart_rows, self.width, axis_label="concern score (0 = no evidence of harm)")]
         out += self.heading("The most important findings", 2)
-        lines = [x for x in _list(verdict.get("lines")) if x][:3]
+        lines = [x for x in as_list(verdict.get("lines")) if x][:3]
         if not lines:
             for c in cats[:3]:
                 if self.status(c) != "unchanged":
@@ -114,13 +130,13 @@ class FrontMatter(ReportLayout):
         if not lines:
             lines = ["No category showed a change beyond sampling noise."]
         for i, line in enumerate(lines, 1):
-            out.append(self.P(f"<b>{i}.</b>&nbsp; {self.M(line, 400)}", "body"))
+            out.append(self.para(f"<b>{i}.</b>&nbsp; {self.markup(line, 400)}", "body"))
         return out
 
     def _status_cell(self, status: str):
         from reportlab.platypus import Table, TableStyle
 
-        t = Table([[charts.traffic_light(status, 7.5), self.P(STATUS_WORDS[status], "cell")]],
+        t = Table([[charts.traffic_light(status, 7.5), self.para(STATUS_WORDS[status], "cell")]],
                   colWidths=[4 * self.mm, 38 * self.mm])
         t.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 1),
                                ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0),
@@ -143,75 +159,75 @@ class FrontMatter(ReportLayout):
         for name, keys in fields:
             vals = []
             for m in (base, tuned):
-                v = _first(m, *keys)
+                v = first_of(m, *keys)
                 if keys[0] == "chat_template_present" and v is not None:
                     v = "present" if v else "none"
-                elif keys[0] == "parameter_count" and _num(v) is not None:
+                elif keys[0] == "parameter_count" and finite_number(v) is not None:
                     v = f"{int(v):,}"
                 elif keys[0] == "adapter_rank" and v is not None:
                     v = f"{v} / {m.get('adapter_alpha', '–')}"
                 vals.append(v)
             if all(v is None for v in vals):
                 continue
-            rows.append([self.P(name, "cellb")] + [self.T("–" if v is None else v, "cell", 300) for v in vals])
-        rows.append([self.P("SHA-256", "cellb")] + [self.T(_digest(m), "mono", 120) for m in (base, tuned)])
+            rows.append([self.para(name, "cellb")] + [self.text_para("–" if v is None else v, "cell", 300) for v in vals])
+        rows.append([self.para("SHA-256", "cellb")] + [self.text_para(model_digest(m), "mono", 120) for m in (base, tuned)])
         col = (self.width - 34 * mm) / 2
         out.append(self.table(rows, [34 * mm, col, col]))
         lin = self.lineage()
         out += self.heading("Lineage", 3)
         if lin:
-            verdict = _first(lin, "verdict", "summary", "text", default="")
-            ok = _first(lin, "plausibly_derived", "compatible", "plausible", "derived", default=None)
+            verdict = first_of(lin, "verdict", "summary", "text", default="")
+            ok = first_of(lin, "plausibly_derived", "compatible", "plausible", "derived", default=None)
             colour = charts.GREEN if ok else (charts.RED if ok is False else charts.INK)
-            out.append(self.P(f"<font color='{colour}'><b>{self.M(verdict or ('compatible' if ok else 'see differences'), 300)}</b></font>", "body"))
-            for d in _list(_first(lin, "differences", "warnings", default=[]))[:10]:
-                out.append(self.P(f"• {self.M(d if isinstance(d, str) else json.dumps(d, ensure_ascii=False), 300)}", "small"))
+            out.append(self.para(f"<font color='{colour}'><b>{self.markup(verdict or ('compatible' if ok else 'see differences'), 300)}</b></font>", "body"))
+            for d in as_list(first_of(lin, "differences", "warnings", default=[]))[:10]:
+                out.append(self.para(f"• {self.markup(d if isinstance(d, str) else json.dumps(d, ensure_ascii=False), 300)}", "small"))
         else:
-            out.append(self.P("The lineage check was not recorded for this run.", "body"))
+            out.append(self.para("The lineage check was not recorded for this run.", "body"))
         wc = self.weight_change()
-        layers = [x for x in _list(_first(wc, "layers", "tensors", default=[])) if isinstance(x, dict)]
+        layers = [x for x in as_list(first_of(wc, "layers", "tensors", default=[])) if isinstance(x, dict)]
         out += self.heading("Where the weights changed", 3)
         if layers:
-            values = [(str(_first(x, "layer", "name", default=i)), _num(_first(x, "relative_change", "norm", "value")) or 0.0)
+            values = [(str(first_of(x, "layer", "name", default=i)), finite_number(first_of(x, "relative_change", "norm", "value")) or 0.0)
                       for i, x in enumerate(layers[:96])]
             kind = wc.get("kind")
-            out.append(self.P("Relative size of the vendor's change per layer"
+            out.append(self.para("Relative size of the vendor's change per layer"
                               + (" (norm of the adapter's update)" if kind == "adapter" else "") + ".", "small"))
             out.append(charts.layer_change(values, self.width, 95))
         else:
-            out.append(self.P("Not measured in this run.", "body"))
+            out.append(self.para("Not measured in this run.", "body"))
         out += self.heading("Audit settings", 2)
         out.append(self.kv_table(self._settings_rows(), 44 * mm))
         return out
 
     def _settings_rows(self) -> list:
         r = self.run
-        summary = _dict(self.f.get("summary"))
+        summary = as_dict(self.findings_doc.get("summary"))
         packs = []
-        for p in _list(r.get("packs")):
+        for p in as_list(r.get("packs")):
             if isinstance(p, dict):
-                packs.append(f"{_first(p, 'id', 'pack_id', default='?')} v{_first(p, 'version', default='?')}"
-                             + (f" ({p['probes']} probes)" if _num(p.get("probes")) is not None else ""))
+                packs.append(f"{first_of(p, 'id', 'pack_id', default='?')} v{first_of(p, 'version', default='?')}"
+                             + (f" ({p['probes']} probes)" if finite_number(p.get("probes")) is not None else ""))
             else:
                 packs.append(str(p))
-        sampling = _dict(_first(r, "sampling", "params", "sampling_params", default={}))
-        engine = _dict(_first(r, "engine", "engine_info", default={}))
-        host = _first(r, "host", "hardware", default=None)
-        answers = _dict(summary.get("answers"))
+        sampling = as_dict(first_of(r, "sampling", "params", "sampling_params", default={}))
+        engine = as_dict(first_of(r, "engine", "engine_info", default={}))
+        host = first_of(r, "host", "hardware", default=None)
+        answers = as_dict(summary.get("answers"))
         rows = [
             ("Probe packs", ", ".join(packs) or "not recorded"),
-            ("Answers per question", str(_first(r, "samples", "samples_per_probe", default="not recorded"))),
+            ("Answers per question", str(first_of(r, "samples", "samples_per_probe", default="not recorded"))),
             ("Sampling", ", ".join(f"{k} {v}" for k, v in sampling.items()) or "not recorded"),
-            ("Seed", str(_first(r, "seed", "seeds", default="not recorded"))),
-            ("Prompt format", " ".join([_prompt_format_text(r.get("prompt_format"))]
-                                       + [str(n) for n in _list(r.get("notes")) if n])),
+            ("Seed", str(first_of(r, "seed", "seeds", default="not recorded"))),
+            ("Prompt format", " ".join([prompt_format_text(r.get("prompt_format"))]
+                                       + [str(n) for n in as_list(r.get("notes")) if n])),
             ("Engine", self._engine_text(engine)),
             ("GPU offload", self._gpu_text(engine, r)),
             ("Hardware", (", ".join(f"{k} {v}" for k, v in host.items()) if isinstance(host, dict) else str(host or "not recorded"))),
-            ("Started / finished", f"{_first(r, 'started_at', 'started', 'start', default='–')}  /  {_first(r, 'finished_at', 'ended', 'end', default='–')}"),
-            ("Answers collected", f"base {_int(answers.get('base'))}, tuned {_int(answers.get('tuned'))}; "
-                                  f"likelihood scores {_int(summary.get('likelihood_scores'))}"),
-            ("Analysis", f"false-discovery level {self.fdr:g}, minimum effect {_fmt(self.settings.get('min_effect'))}, "
+            ("Started / finished", f"{first_of(r, 'started_at', 'started', 'start', default='–')}  /  {first_of(r, 'finished_at', 'ended', 'end', default='–')}"),
+            ("Answers collected", f"base {fmt_count(answers.get('base'))}, tuned {fmt_count(answers.get('tuned'))}; "
+                                  f"likelihood scores {fmt_count(summary.get('likelihood_scores'))}"),
+            ("Analysis", f"false-discovery level {self.fdr:g}, minimum effect {fmt_number(self.settings.get('min_effect'))}, "
                          f"embedding model {self.settings.get('embedding_model', '–')}, "
                          f"model judge {'on' if self.settings.get('judge') else 'off'}"),
         ]
@@ -221,14 +237,14 @@ class FrontMatter(ReportLayout):
     def _engine_text(engine: dict) -> str:
         """One readable line per model: backend, library version, threads, context, notes."""
         lines = []
-        for role, info in _per_role(engine):
+        for role, info in per_role(engine):
             version = str(info.get("llama_cpp_version") or "").split(" (")[0]  # drop the CPU feature list
             parts = [str(info.get("backend") or "engine"), version,
                      f"{info['n_threads']} threads" if info.get("n_threads") else "",
                      f"context {info['n_ctx']} per answer" if info.get("n_ctx") else "",
                      f"{info['max_sequences']} answers in flight" if info.get("max_sequences") else ""]
             text = ", ".join(p for p in parts if p)
-            notes = [str(n) for n in _list(info.get("notes")) if n]
+            notes = [str(n) for n in as_list(info.get("notes")) if n]
             if notes:
                 text += " (" + "; ".join(notes) + ")"
             lines.append(f"{role}: {text}" if role else text)
@@ -236,15 +252,15 @@ class FrontMatter(ReportLayout):
 
     @staticmethod
     def _gpu_text(engine: dict, run: dict) -> str:
-        roles = _per_role(engine)
+        roles = per_role(engine)
         on_server = [role for role, info in roles if info.get("backend") == "http"]
         if on_server:
             local = [(role, info) for role, info in roles if info.get("backend") != "http"]
             text = "set on the model servers" if len(on_server) > 1 else f"set on the model server for the {on_server[0] or 'remote'} model"
             return text + (f"; {local[0][0]}: {FrontMatter._gpu_text(local[0][1], run)}" if local else "")
         engine = roles[0][1] if roles else engine
-        req = _first(engine, "n_gpu_layers_requested", default=_first(run, "n_gpu_layers", "gpu_layers"))
-        used = _first(engine, "n_gpu_layers_used", default=None)
+        req = first_of(engine, "n_gpu_layers_requested", default=first_of(run, "n_gpu_layers", "gpu_layers"))
+        used = first_of(engine, "n_gpu_layers_used", default=None)
         if req is None and used is None:
             return "not recorded"
         if not used:
@@ -289,5 +305,5 @@ class FrontMatter(ReportLayout):
              "automatic detectors and embeddings can miss nuance; read the example answers before signing."),
         ]
         for title, text in paras:
-            out.append(self.P(f"<b>{title}.</b> {text}", "body"))
+            out.append(self.para(f"<b>{title}.</b> {text}", "body"))
         return out

@@ -2,7 +2,7 @@
 
 The sections (front_matter, findings_section, back_matter) build on `ReportLayout`;
 `pdf.build_report` assembles them. Untrusted text reaches reportlab only through
-`ReportLayout.M`/`T` (which sanitise it); nothing here imports reportlab at module level.
+`ReportLayout.markup` and `text_para` (which sanitise it); nothing here imports reportlab at module level.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from auditdesk.core.report.sanitise import GlyphTally, label, to_markup
 
 
 # --------------------------------------------------------------------------- helpers
+# Values from a findings file may be missing, null, NaN or of the wrong type; each shows as a dash.
 
 
-def _num(value: Any) -> float | None:
+def finite_number(value: Any) -> float | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, (int, float)):
@@ -28,13 +29,13 @@ def _num(value: Any) -> float | None:
     return None
 
 
-def _fmt(value: Any, digits: int = 2) -> str:
-    v = _num(value)
+def fmt_number(value: Any, digits: int = 2) -> str:
+    v = finite_number(value)
     return "–" if v is None else f"{v:.{digits}f}"
 
 
-def _fmt_p(value: Any) -> str:
-    v = _num(value)
+def fmt_p(value: Any) -> str:
+    v = finite_number(value)
     if v is None:
         return "–"
     if v < 0.001:
@@ -42,58 +43,40 @@ def _fmt_p(value: Any) -> str:
     return f"{v:.3f}"
 
 
-def _pct(value: Any) -> str:
-    v = _num(value)
+def fmt_percent(value: Any) -> str:
+    v = finite_number(value)
     return "–" if v is None else f"{100 * v:.0f}%"
 
 
-def _int(value: Any) -> str:
-    v = _num(value)
+def fmt_count(value: Any) -> str:
+    v = finite_number(value)
     return "–" if v is None else f"{int(v):,}"
 
 
-def _prompt_format_text(format_id: Any) -> str:
-    """The prompt format in words: the plain Q/A format or the model's own chat template."""
-    text = str(format_id or "")
-    if text.startswith("chat-template"):
-        return f"the base model's chat template (hash {text.partition(':')[2] or 'not recorded'}), used for both models."
-    if text:
-        return "plain completion, 'Question: … / Answer:', the same for both models."
-    return "not recorded."
-
-
-def _per_role(engine: dict) -> list[tuple[str, dict]]:
-    """Engine facts per model role ({"base": {...}, "tuned": {...}}) or one flat record."""
-    if engine and all(isinstance(v, dict) for v in engine.values()):
-        return [(str(role), v) for role, v in engine.items()]
-    return [("", engine)] if engine else []
-
-
-def _dict(value: Any) -> dict:
+def as_dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def _digest(model: dict) -> str:
+def model_digest(model: dict) -> str:
     """The model file's SHA-256, or why there is none (a model that ran on a server)."""
     if model.get("server"):
         return f"none: the model ran on the server {model['server']}"
     return str(model.get("sha256") or "not recorded")
 
 
-def _identity(model: dict) -> str:
-    return _digest(model) if model.get("server") else f"SHA-256 {_digest(model)}"
+def model_identity(model: dict) -> str:
+    return model_digest(model) if model.get("server") else f"SHA-256 {model_digest(model)}"
 
 
-def _first(d: dict, *keys: str, default: Any = None) -> Any:
+def first_of(d: dict, *keys: str, default: Any = None) -> Any:
     for key in keys:
         if key in d and d[key] not in (None, ""):
             return d[key]
     return default
-
 
 
 class ReportLayout:
@@ -105,7 +88,7 @@ class ReportLayout:
         from reportlab.lib.styles import ParagraphStyle
         from reportlab.lib.units import mm
 
-        self.f = findings
+        self.findings_doc = findings
         self.meta = meta
         self.cancel = cancel
         self.reporter = reporter
@@ -114,10 +97,10 @@ class ReportLayout:
         self.mm = mm
         self.colors = colors
         self.width = 210 * mm - 2 * 20 * mm
-        self.settings = _dict(findings.get("settings"))
-        self.fdr = _num(self.settings.get("fdr")) or 0.05
-        self.run = _dict(findings.get("run"))
-        self.models = _dict(findings.get("models"))
+        self.settings = as_dict(findings.get("settings"))
+        self.fdr = finite_number(self.settings.get("fdr")) or 0.05
+        self.run = as_dict(findings.get("run"))
+        self.models = as_dict(findings.get("models"))
         self.answers_by_probe = self._index_answers(answers)
         from auditdesk.core.report.dates import display, export_time
 
@@ -127,29 +110,29 @@ class ReportLayout:
         self.signature_boxes: dict = {}
         base = dict(fontName=fonts.BODY, fontSize=9.5, leading=13.2, textColor=colors.HexColor(charts.INK),
                     alignment=TA_LEFT, splitLongWords=1)
-        S = {}
-        S["body"] = ParagraphStyle("body", spaceAfter=5, **base)
-        S["small"] = ParagraphStyle("small", **{**base, "fontSize": 8, "leading": 10.4})
-        S["muted"] = ParagraphStyle("muted", **{**base, "fontSize": 8, "leading": 10.4,
+        styles = {}
+        styles["body"] = ParagraphStyle("body", spaceAfter=5, **base)
+        styles["small"] = ParagraphStyle("small", **{**base, "fontSize": 8, "leading": 10.4})
+        styles["muted"] = ParagraphStyle("muted", **{**base, "fontSize": 8, "leading": 10.4,
                                                "textColor": colors.HexColor(charts.MUTED)})
-        S["cell"] = ParagraphStyle("cell", **{**base, "fontSize": 7.8, "leading": 10})
-        S["cellb"] = ParagraphStyle("cellb", **{**base, "fontName": fonts.BOLD, "fontSize": 7.8, "leading": 10})
-        S["th"] = ParagraphStyle("th", **{**base, "fontName": fonts.BOLD, "fontSize": 7.8, "leading": 10,
+        styles["cell"] = ParagraphStyle("cell", **{**base, "fontSize": 7.8, "leading": 10})
+        styles["cellb"] = ParagraphStyle("cellb", **{**base, "fontName": fonts.BOLD, "fontSize": 7.8, "leading": 10})
+        styles["th"] = ParagraphStyle("th", **{**base, "fontName": fonts.BOLD, "fontSize": 7.8, "leading": 10,
                                          "textColor": colors.white})
-        S["answer"] = ParagraphStyle("answer", **{**base, "fontSize": 7.8, "leading": 10.2})
-        S["mono"] = ParagraphStyle("mono", **{**base, "fontName": fonts.MONO, "fontSize": 7.2, "leading": 9.4})
-        S["h1"] = ParagraphStyle("h1", **{**base, "fontName": fonts.BOLD, "fontSize": 16, "leading": 20,
+        styles["answer"] = ParagraphStyle("answer", **{**base, "fontSize": 7.8, "leading": 10.2})
+        styles["mono"] = ParagraphStyle("mono", **{**base, "fontName": fonts.MONO, "fontSize": 7.2, "leading": 9.4})
+        styles["h1"] = ParagraphStyle("h1", **{**base, "fontName": fonts.BOLD, "fontSize": 16, "leading": 20,
                                          "textColor": colors.HexColor(charts.NAVY), "spaceBefore": 0, "spaceAfter": 8})
-        S["h2"] = ParagraphStyle("h2", **{**base, "fontName": fonts.BOLD, "fontSize": 12, "leading": 15,
+        styles["h2"] = ParagraphStyle("h2", **{**base, "fontName": fonts.BOLD, "fontSize": 12, "leading": 15,
                                          "textColor": colors.HexColor(charts.NAVY), "spaceBefore": 10, "spaceAfter": 5})
-        S["h3"] = ParagraphStyle("h3", **{**base, "fontName": fonts.BOLD, "fontSize": 9.8, "leading": 12.5,
+        styles["h3"] = ParagraphStyle("h3", **{**base, "fontName": fonts.BOLD, "fontSize": 9.8, "leading": 12.5,
                                          "spaceBefore": 8, "spaceAfter": 3})
-        S["title"] = ParagraphStyle("title", **{**base, "fontName": fonts.BOLD, "fontSize": 26, "leading": 31,
+        styles["title"] = ParagraphStyle("title", **{**base, "fontName": fonts.BOLD, "fontSize": 26, "leading": 31,
                                                "textColor": colors.HexColor(charts.NAVY)})
-        S["subtitle"] = ParagraphStyle("subtitle", **{**base, "fontSize": 12.5, "leading": 17,
+        styles["subtitle"] = ParagraphStyle("subtitle", **{**base, "fontSize": 12.5, "leading": 17,
                                                      "textColor": colors.HexColor(charts.MUTED)})
-        S["verdict"] = ParagraphStyle("verdict", **{**base, "fontSize": 10.5, "leading": 15})
-        self.S = S
+        styles["verdict"] = ParagraphStyle("verdict", **{**base, "fontSize": 10.5, "leading": 15})
+        self.styles = styles
 
     # ------------------------------------------------------------------ plumbing
 
@@ -161,23 +144,23 @@ class ReportLayout:
         if self.reporter is not None:
             self.reporter.progress(ProgressEvent("report", done, total, message))
 
-    def M(self, text: Any, limit: int | None = 2000) -> str:
+    def markup(self, text: Any, limit: int | None = 2000) -> str:
         """Markup for untrusted text."""
         return to_markup(text, self.fonts, self.tally, limit=limit)
 
-    def P(self, markup: str, style: str = "body"):
+    def para(self, markup: str, style: str = "body"):
         from reportlab.platypus import Paragraph
 
-        return Paragraph(markup, self.S[style])
+        return Paragraph(markup, self.styles[style])
 
-    def T(self, text: Any, style: str = "cell", limit: int | None = 2000):
+    def text_para(self, text: Any, style: str = "cell", limit: int | None = 2000):
         """A paragraph of untrusted text."""
-        return self.P(self.M(text, limit), style)
+        return self.para(self.markup(text, limit), style)
 
     def heading(self, text: str, level: int = 1, *, page_break: bool = False) -> list:
         from reportlab.platypus import PageBreak
 
-        para = self.P(self.M(text, 120), {1: "h1", 2: "h2", 3: "h3"}[level])
+        para = self.para(self.markup(text, 120), {1: "h1", 2: "h2", 3: "h3"}[level])
         para._outline = (label(text, 90), level)  # picked up by afterFlowable for bookmarks
         out = [PageBreak()] if page_break else []
         if level == 1:
@@ -210,10 +193,10 @@ class ReportLayout:
         return t
 
     def th(self, *names: str) -> list:
-        return [self.P(n, "th") for n in names]
+        return [self.para(n, "th") for n in names]
 
     def kv_table(self, rows: list[tuple[str, Any]], key_width: float) -> Any:
-        data = [[self.P(k, "cellb"), v if not isinstance(v, str) else self.T(v)] for k, v in rows]
+        data = [[self.para(k, "cellb"), v if not isinstance(v, str) else self.text_para(v)] for k, v in rows]
         return self.table(data, [key_width, self.width - key_width], header=False)
 
     def spacer(self, h: float = 6):
@@ -240,26 +223,26 @@ class ReportLayout:
         stored = self.answers_by_probe.get(str(probe.get("probe_id", "")))
         if stored and (stored["base"] or stored["tuned"]):
             return stored["base"], stored["tuned"]
-        ex = _dict(probe.get("examples"))
-        return _list(ex.get("base"))[:3], _list(ex.get("tuned"))[:3]
+        ex = as_dict(probe.get("examples"))
+        return as_list(ex.get("base"))[:3], as_list(ex.get("tuned"))[:3]
 
     # ------------------------------------------------------------------ model facts
 
     def model(self, role: str) -> dict:
-        return _dict(self.models.get(role))
+        return as_dict(self.models.get(role))
 
     def model_name(self, role: str) -> str:
         m = self.model(role)
-        return str(_first(m, "name", "file_name", "path", default=f"{role} model"))
+        return str(first_of(m, "name", "file_name", "path", default=f"{role} model"))
 
     def lineage(self) -> dict:
-        return _dict(_first(self.models, "lineage", default=None) or self.f.get("lineage"))
+        return as_dict(first_of(self.models, "lineage", default=None) or self.findings_doc.get("lineage"))
 
     def weight_change(self) -> dict:
-        return _dict(_first(self.models, "weight_change", "weight_changes", default=None) or self.f.get("weight_change"))
+        return as_dict(first_of(self.models, "weight_change", "weight_changes", default=None) or self.findings_doc.get("weight_change"))
 
     def categories(self) -> list[dict]:
-        return [c for c in _list(self.f.get("categories")) if isinstance(c, dict)]
+        return [c for c in as_list(self.findings_doc.get("categories")) if isinstance(c, dict)]
 
     def status(self, c: dict) -> str:
         status = category_status(c)
@@ -320,7 +303,7 @@ def page_furniture(report: ReportLayout):
     from reportlab.pdfgen.canvas import Canvas
 
     header_left = label(f"{report.meta.title or 'Audit report'}" + (f" · {report.meta.organisation}" if report.meta.organisation else ""), 90)
-    header_right = label(f"Run {_first(report.run, 'id', 'run_id', default='–')} · {report.date}", 50)
+    header_right = label(f"Run {first_of(report.run, 'id', 'run_id', default='–')} · {report.date}", 50)
 
     class NumberedCanvas(Canvas):
         def __init__(self, *args, **kwargs):
