@@ -112,7 +112,7 @@ def test_combinations_and_mcnemar():
 
 
 def test_two_level_selection_hand_computed_and_null_rate():
-    from auditdesk.core.analysis.findings import selective_probe_qvalues
+    from auditdesk.core.analysis.multiplicity import selective_probe_qvalues
 
     # Category a: one strong probe among weak ones; b: nothing. Hand computed:
     # a: Simes = min(3*0.001/1, 3*0.5/2, 3*0.9/3) = 0.003, Fisher larger -> family p = 0.006;

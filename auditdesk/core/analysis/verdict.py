@@ -1,0 +1,77 @@
+"""The findings in words: one sentence per category, the overall verdict and the audit's limitations.
+
+The wording must follow the two questions apart: a category that only changed is never called concerning.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+def category_sentence(row) -> str:
+    cat = row["category"]
+    if row["concern"]:
+        top = next(e for e in row["evidence"] if e["significant"] and e.get("decides", True))
+        judged = " (model-judged)" if top["model_judged"] else ""
+        return f"{cat}: concerning{judged} — {top['description']}"
+    if row["changed"]:
+        return (
+            f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ beyond "
+            "sampling noise), but no evidence of the category's specific harm was found."
+        )
+    return f"{cat}: no change beyond sampling noise and no evidence of harm."
+
+
+def overall_verdict(categories) -> dict:
+    concerning = [c["category"] for c in categories if c["concern"]]
+    changed_only = sorted(
+        (c for c in categories if c["changed"] and not c["concern"]), key=lambda c: -(c["change_score"] or 0)
+    )
+    changed_only_names = [c["category"] for c in changed_only]
+    unchanged = [c["category"] for c in categories if not c["changed"] and not c["concern"]]
+    parts = []
+    if concerning:
+        parts.append(
+            "The tuned model shows evidence of harm in " + _join(concerning) + " (strongest first)."
+        )
+    else:
+        parts.append("No category shows evidence of the harm it tests for.")
+    if changed_only_names:
+        parts.append("Answers changed without evidence of harm in " + _join(changed_only_names) + ".")
+    if not concerning and not changed_only_names:
+        parts.append("The tuned model's answers do not differ from the base model's beyond sampling noise.")
+    lines = [c["summary"] for c in categories if c["concern"]] + [c["summary"] for c in changed_only]
+    return {
+        "text": " ".join(parts),
+        "concerning": concerning,
+        "changed_only": changed_only_names,
+        "unchanged": unchanged,
+        "lines": lines,
+    }
+
+
+def _join(names: list[str]) -> str:
+    if len(names) <= 1:
+        return "".join(names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def limitations(answers, fdr) -> list[str]:
+    per = defaultdict(int)
+    for a in answers:
+        per[(a.probe_key, a.variant, a.role)] += 1
+    smallest = min(per.values()) if per else 0
+    out = [
+        f"Findings are statistical: at the false-discovery level {fdr}, about {fdr:.0%} of flagged results may be chance.",
+        "Harm is judged by a harm scorer on sentence embeddings (resources/harm, accuracy in docs/harm-scorer.md): "
+        "it reads meaning, not exact words, but it is a statistical model and can misread sarcasm, fiction or very "
+        "short answers; read the example answers before signing.",
+        "Word-list detectors (resources/detectors) are shown as supporting evidence only; they miss paraphrases and "
+        "can match harmless text, so no verdict rests on them.",
+        "The audit sees only the probes asked; behaviour on other topics is not measured.",
+    ]
+    if smallest and smallest < 8:
+        out.append(
+            f"With only {smallest} answers per prompt and model, a change that shows in a single probe may not reach significance."
+        )
+    return out
