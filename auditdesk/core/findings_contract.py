@@ -1,13 +1,15 @@
 """The findings file's contract: format id, version, the category status vocabulary and its wording.
 
 The analysis writes findings in this format; the report, the window and the charts
-read them through this module, so a status and its words are defined once. Cheap
-to import (no numpy): the version is read from the analysis only when asked for.
+read them through this module, so the version, a status and its words are defined
+once. Cheap to import (no numpy). Raise VERSION when the format changes.
 """
 
 from __future__ import annotations
 
 FORMAT = "auditdesk.findings"
+VERSION = 2
+SUPPORTED_VERSIONS = frozenset(range(1, VERSION + 1))  # what the report and the window can read
 
 # A category's status, from its two questions: did the answers change, and is the change concerning?
 STATUSES = ("concerning", "changed", "unchanged", "unknown")
@@ -29,15 +31,3 @@ def category_status(category: dict) -> str:
         return "changed"
     return "unchanged" if ("changed" in category or "concern" in category) else "unknown"
 
-
-def __getattr__(name: str):
-    # The version lives with the code that writes the format (analysis/findings.py).
-    if name == "VERSION":
-        from auditdesk.core.analysis.findings import VERSION
-
-        return VERSION
-    if name == "SUPPORTED_VERSIONS":
-        from auditdesk.core.analysis.findings import VERSION
-
-        return frozenset(range(1, VERSION + 1))
-    raise AttributeError(name)

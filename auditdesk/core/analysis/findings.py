@@ -33,10 +33,9 @@ from auditdesk.core.analysis.records import AnswerRecord, LikelihoodRecord
 from auditdesk.core.analysis.stats import bh_qvalues, clean_number, fisher_exact, simes_pvalue
 from auditdesk.core.analysis.unequal import neutralised_harm, unequal_treatment_evidence
 from auditdesk.core.analysis.verdict import category_sentence, limitations, overall_verdict
+from auditdesk.core.findings_contract import FORMAT, VERSION
 from auditdesk.core.progress import NullReporter, ProgressEvent
 
-FORMAT = "auditdesk.findings"
-VERSION = 2
 DEFAULT_MIN_EFFECT = 0.10  # energy coefficient; calibrated on the 270M null, see docs/findings-format.md
 DEFAULT_MIN_CONCERN_EFFECT = 0.10  # e.g. a 10-point rise of a detector rate
 GENERATED_KINDS = ("open", "refusal", "control", "counterfactual")
