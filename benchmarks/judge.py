@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 def main() -> int:
     from auditdesk.core.engine import ModelSpec
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
     from auditdesk.core.judge import load_calibration_set, load_prompts
     from auditdesk.core.judge.calibration import summarise
     from auditdesk.core.judge.grading import grade_texts

@@ -198,7 +198,7 @@ def tiny_null_answers(model_path, seed_pairs, *, samples, max_tokens):
     import zlib
 
     from auditdesk.core.engine.base import GenerationRequest, ModelSpec, SamplingParams
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
 
     requests, meta = [], {}
     for pair in seed_pairs:

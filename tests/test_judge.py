@@ -86,7 +86,7 @@ def test_calibration_summary_passes_only_a_competent_judge():
 
 def test_batched_grading_gives_the_one_at_a_time_probabilities(tiny_model):
     from auditdesk.core.engine import ModelSpec
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
 
     engine = BatchedGenerator(ModelSpec(path=str(tiny_model), n_threads=1, n_batch=1024), max_sequences=8)
     try:

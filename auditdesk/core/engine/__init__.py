@@ -1,7 +1,8 @@
 """Generating answers and scoring text with local or remote language models.
 
-`open_engine` is the one door: a llama.cpp worker process (the default), the
-same engine in-process (benchmarks, tests), or an OpenAI-compatible HTTP server.
+`open_engine` is the one door: a llama.cpp worker process (`worker.py`, the default)
+running the batched llama.cpp engine (`llama_batched.py`), that same engine
+in-process (benchmarks, tests), or an OpenAI-compatible HTTP server (`http.py`).
 Importing this package must stay cheap: no llama_cpp until a model is opened.
 """
 
@@ -55,7 +56,7 @@ def open_engine(
 
         return LlamaWorkerEngine(spec, max_sequences=max_sequences)
     if backend == "llama-inproc":
-        from auditdesk.core.engine.batched import BatchedGenerator
+        from auditdesk.core.engine.llama_batched import BatchedGenerator
 
         return BatchedGenerator(spec, max_sequences=max_sequences)
     if backend == "http":

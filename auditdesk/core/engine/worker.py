@@ -300,7 +300,7 @@ def _worker_main(conn: Connection, cancel_fd: int, parent_pid: int) -> None:
         spec, max_sequences = conn.recv()
     except (EOFError, OSError):
         return
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
     from auditdesk.core.errors import describe_error
 
     try:

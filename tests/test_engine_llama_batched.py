@@ -75,7 +75,7 @@ def test_prompt_too_long_fails_only_its_own_answers(tiny_model):
 
 
 def test_context_size_is_per_answer_and_the_shared_cache_fits_every_answer_in_flight(tiny_model):
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
 
     eng = BatchedGenerator(ModelSpec(path=str(tiny_model), n_ctx=64, n_threads=2), max_sequences=8)
     try:
@@ -92,7 +92,7 @@ def test_context_size_is_per_answer_and_the_shared_cache_fits_every_answer_in_fl
 
 
 def test_admission_waits_for_room_when_the_shared_cache_is_small(tiny_model):
-    from auditdesk.core.engine.batched import BatchedGenerator
+    from auditdesk.core.engine.llama_batched import BatchedGenerator
 
     # 16 answers of 40 tokens cannot all be in flight in 256 cells: admission must wait, not fail.
     eng = BatchedGenerator(ModelSpec(path=str(tiny_model), n_ctx=256, n_threads=2), max_sequences=16, kv_cells=256)
@@ -107,7 +107,7 @@ def test_admission_waits_for_room_when_the_shared_cache_is_small(tiny_model):
 
 
 def test_shared_cache_size_stays_within_its_memory_budget():
-    from auditdesk.core.engine.batched import KV_POOL_BUDGET_BYTES, pool_cells
+    from auditdesk.core.engine.llama_batched import KV_POOL_BUDGET_BYTES, pool_cells
 
     per_cell = 18 * 1024  # Gemma 3 270M: 18 layers x K and V x 256 dims x 2 bytes
     assert pool_cells(512, 4, per_cell, None) == 2048  # small: every sequence gets a full context
