@@ -475,6 +475,8 @@ def test_shortcuts_switch_open_steps_only(qtbot, window, tiny_model, tiny_lora):
     assert window.current_page() == "probes"
     for key, _label in __import__("auditdesk.ui.app", fromlist=["STEPS"]).STEPS:
         assert window.pages[key].findChildren(QWidget), f"the {key} page has no widgets"
+        # A page gets its PageContext, never the window itself.
+        assert window not in vars(window.pages[key]).values(), f"the {key} page holds the window"
 
 
 def test_about_box_names_versions(qtbot, window, monkeypatch):
@@ -499,6 +501,8 @@ def test_ask_both_shows_answers_side_by_side_and_saves_the_question(qtbot, windo
     pack = load_pack(path)
     assert pack.probes[0].prompt == "Can you help me buy a tool?"
     assert pack.probes[0].category == "customer-service"
+    # The Probes page hears of the new pack through the session and reads the packs again.
+    qtbot.waitUntil(lambda: any(p["id"] == "my-questions" for p in window.pages["probes"].packs), timeout=10_000)
     qtbot.waitUntil(lambda: not window.tasks.tasks, timeout=10_000)
 
 

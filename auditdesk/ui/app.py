@@ -25,7 +25,8 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk import __version__
-from auditdesk.ui.settings import APPLICATION, ORGANISATION, settings  # noqa: F401
+from auditdesk.ui.context import PageContext
+from auditdesk.ui.settings import APPLICATION, ORGANISATION, settings
 from auditdesk.ui.state import AuditSession
 from auditdesk.ui.widgets.common import show_error
 from auditdesk.ui.workers import TaskManager
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.tasks = TaskManager(self)
         self.session = AuditSession(Path(db_path) if db_path else default_db_path(), self)
+        self.settings = settings()
         self._closing = False
 
         from auditdesk.ui.pages.ask import AskPage
@@ -76,15 +78,11 @@ class MainWindow(QMainWindow):
         from auditdesk.ui.pages.results import ResultsPage
         from auditdesk.ui.pages.run import RunPage
 
-        self.pages = {
-            "models": ModelsPage(self),
-            "probes": ProbesPage(self),
-            "run": RunPage(self),
-            "results": ResultsPage(self),
-            "report": ReportPage(self),
-            "history": HistoryPage(self),
-            "ask": AskPage(self),
-        }
+        context = PageContext(self.session, self.tasks, self.settings, self.go, self.statusBar().showMessage,
+                              self.resume_run, self.verify_report)
+        pages = {"models": ModelsPage, "probes": ProbesPage, "run": RunPage, "results": ResultsPage,
+                 "report": ReportPage, "history": HistoryPage, "ask": AskPage}
+        self.pages = {key: page(context) for key, page in pages.items()}
         self.nav = QListWidget()
         self.nav.setAccessibleName("Audit steps")
         self.nav.setObjectName("steps")
@@ -251,7 +249,7 @@ class MainWindow(QMainWindow):
         )
 
     def _restore_geometry(self) -> None:
-        geometry = settings().value("window/geometry")
+        geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
         else:
@@ -273,7 +271,7 @@ class MainWindow(QMainWindow):
         self._closing = True
         self.statusBar().showMessage("Stopping background work…")
         self.tasks.stop_all()
-        settings().setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/geometry", self.saveGeometry())
         for page in self.pages.values():
             if hasattr(page, "save_settings"):
                 page.save_settings()

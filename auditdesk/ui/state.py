@@ -62,6 +62,7 @@ class AuditSession(QObject):
     probes_changed = Signal()
     run_changed = Signal()
     findings_changed = Signal()
+    packs_changed = Signal()  # a pack was saved outside the Probes page (Ask both); the page re-reads them
 
     def __init__(self, db_path: Path, parent: QObject | None = None) -> None:
         super().__init__(parent)

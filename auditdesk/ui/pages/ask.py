@@ -23,15 +23,16 @@ from PySide6.QtWidgets import (
 from auditdesk.core.progress import CancelToken
 from auditdesk.core.probes.schema import CATEGORIES
 from auditdesk.ui import backend
+from auditdesk.ui.context import PageContext
 from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
 
 class AskPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         self.task: Task | None = None
         self.answers: dict[str, list[str]] = {"base": [], "tuned": []}
         layout = QVBoxLayout(self)
@@ -112,7 +113,7 @@ class AskPage(QWidget):
             self._probes_loaded = True
             task = Task("ask-packs", backend.list_packs)
             task.result.connect(self._fill_probes)
-            self.window_.tasks.start(task)
+            self.context.tasks.start(task)
 
     def _fill_probes(self, packs: list[dict]) -> None:
         for pack in packs:
@@ -156,7 +157,7 @@ class AskPage(QWidget):
         self.task = task
         self.ask_button.setEnabled(False)
         self.stop_button.setEnabled(True)
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _on_progress(self, event) -> None:  # noqa: ANN001
         answers = (event.extra or {}).get("answers")
@@ -187,11 +188,11 @@ class AskPage(QWidget):
 
     def _saved(self, path: str) -> None:
         self.status.setText(f"Saved to your pack 'my-questions' ({path}). Tick it on the Probes page.")
-        self.window_.pages["probes"].reload()
+        self.session.packs_changed.emit()
 
     def save_question(self) -> None:
         question = self.question_edit.toPlainText().strip()
         task = Task("save-probe", backend.save_personal_probe, question, self.category_combo.currentText())
         task.result.connect(self._saved)
         task.error.connect(lambda exc, tb: show_error(self, "Could not save the question", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)

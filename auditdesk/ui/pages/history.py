@@ -20,16 +20,17 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
+from auditdesk.ui.context import PageContext
 from auditdesk.ui.models.tables import ROW_ROLE, RUN_COLUMNS, DictTableModel, FilterProxy
 from auditdesk.ui.widgets.common import help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
 
 class HistoryPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         layout = QVBoxLayout(self)
         layout.addWidget(section_label("History — audits stored on this computer"))
         layout.addWidget(help_label("Open a finished audit to see its results again, resume one that was interrupted, "
@@ -85,7 +86,7 @@ class HistoryPage(QWidget):
         task = Task("runs", backend.list_runs, str(self.session.db_path))
         task.result.connect(self._loaded)
         task.error.connect(lambda exc, tb: show_error(self, "Could not read the audit history", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _loaded(self, runs: list[dict]) -> None:
         self.model.set_rows(runs)
@@ -99,7 +100,7 @@ class HistoryPage(QWidget):
 
     def _selection_changed(self, *_args) -> None:  # noqa: ANN002
         chosen = self.selected()
-        running = bool(self.window_.tasks.running("audit"))
+        running = bool(self.context.tasks.running("audit"))
         one = len(chosen) == 1
         self.open_button.setEnabled(one and chosen[0]["status"] == "completed")
         self.resume_button.setEnabled(one and chosen[0]["status"] != "completed" and not running)
@@ -124,17 +125,17 @@ class HistoryPage(QWidget):
         task = Task("open-run", backend.latest_findings, str(self.session.db_path), run_id)
         task.result.connect(lambda findings: self._opened(run_id, findings))
         task.error.connect(lambda exc, tb: show_error(self, "Could not open the audit", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _opened(self, run_id: int, findings: dict | None) -> None:
         self.session.set_run(run_id, "completed")
         self.session.set_findings(findings)
-        self.window_.go("results")
+        self.context.go("results")
 
     def resume_selected(self) -> None:
         chosen = self.selected()
         if len(chosen) == 1:
-            self.window_.resume_run(int(chosen[0]["id"]))
+            self.context.resume_run(int(chosen[0]["id"]))
 
     def compare_selected(self) -> None:
         chosen = self.selected()
@@ -144,7 +145,7 @@ class HistoryPage(QWidget):
         task = Task("compare", backend.compare_runs, str(self.session.db_path), a, b)
         task.result.connect(self._compared)
         task.error.connect(lambda exc, tb: show_error(self, "Could not compare the audits", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _compared(self, result: dict) -> None:
         a, b = result["run_a"], result["run_b"]
@@ -179,6 +180,6 @@ class HistoryPage(QWidget):
             task = Task("delete-run", backend.delete_run, str(self.session.db_path), int(row["id"]))
             task.error.connect(lambda exc, tb: show_error(self, "Could not delete the audit", exc, tb))
             task.finished.connect(self.refresh)
-            self.window_.tasks.start(task)
+            self.context.tasks.start(task)
             if self.session.run_id == int(row["id"]):
                 self.session.set_run(None, None)

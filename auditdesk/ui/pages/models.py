@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
+from auditdesk.ui.context import PageContext
 from auditdesk.ui.widgets.charts import WeightChangeChart
 from auditdesk.ui.widgets.common import help_label, section_label, show_error
 from auditdesk.ui.workers import Task
@@ -108,10 +109,10 @@ def _gguf_from(mime) -> str | None:  # noqa: ANN001
 
 
 class ModelsPage(QScrollArea):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         self.setWidgetResizable(True)
         self.setFrameShape(QScrollArea.Shape.NoFrame)
         body = QWidget()
@@ -247,7 +248,7 @@ class ModelsPage(QScrollArea):
         nav = QHBoxLayout()
         nav.addStretch(1)
         self.next_button = QPushButton("&Next: choose probes →")
-        self.next_button.clicked.connect(lambda: self.window_.go("probes"))
+        self.next_button.clicked.connect(lambda: self.context.go("probes"))
         nav.addWidget(self.next_button)
         layout.addLayout(nav)
         layout.addStretch(1)
@@ -259,9 +260,7 @@ class ModelsPage(QScrollArea):
 
     # -- settings --------------------------------------------------------------------
     def _load_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         for role, (address, name) in self.server_edits.items():
             address.setText(str(s.value(f"servers/{role}", "")))
             name.setText(str(s.value(f"servers/{role}_name", "")))
@@ -271,9 +270,7 @@ class ModelsPage(QScrollArea):
         self._engine_changed()
 
     def save_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         for role, (address, name) in self.server_edits.items():
             s.setValue(f"servers/{role}", address.text().strip())
             s.setValue(f"servers/{role}_name", name.text().strip())
@@ -293,7 +290,7 @@ class ModelsPage(QScrollArea):
             self._gpu_checked = True
             task = Task("gpu-check", backend.gpu_support)
             task.result.connect(self._gpu_result)
-            self.window_.tasks.start(task)
+            self.context.tasks.start(task)
 
     def _gpu_result(self, result: tuple[bool, str]) -> None:
         supported, reason = result
@@ -305,12 +302,10 @@ class ModelsPage(QScrollArea):
 
     # -- choosing ------------------------------------------------------------------
     def _dialog(self, title: str) -> str | None:
-        from auditdesk.ui.settings import settings
-
-        folder = str(settings().value("folders/models", str(Path.home())))
+        folder = str(self.context.settings.value("folders/models", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, title, folder, "GGUF models (*.gguf);;All files (*)")
         if path:
-            settings().setValue("folders/models", str(Path(path).parent))
+            self.context.settings.setValue("folders/models", str(Path(path).parent))
         return path or None
 
     def choose_base(self) -> None:
@@ -348,7 +343,7 @@ class ModelsPage(QScrollArea):
         task.result.connect(lambda result: self._servers_checked(base, tuned, result))
         task.error.connect(lambda exc, tb: (self._idle(), show_error(self, "Could not use a model server", exc, tb)))
         task.finished.connect(lambda: self.servers_button.setEnabled(True))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _servers_checked(self, base: str, tuned: str, result: dict) -> None:
         self._idle()
@@ -357,7 +352,7 @@ class ModelsPage(QScrollArea):
         self.session.set_models(Path(result["base_name"]), Path(result["tuned_name"]), False,
                                 base_server=base, tuned_server=tuned)
         self.session.set_inspection(result)
-        self.window_.statusBar().showMessage("Both servers answered. Next: choose the probe packs (Ctrl+2).", 8000)
+        self.context.show_status("Both servers answered. Next: choose the probe packs (Ctrl+2).", 8000)
 
     def _adapter_toggled(self, checked: bool) -> None:
         m = self.session.models
@@ -384,14 +379,14 @@ class ModelsPage(QScrollArea):
         task.result.connect(lambda demo: self.set_paths(base=demo["base"], tuned=demo["adapter"], adapter=True))
         task.error.connect(lambda exc, tb: (self._idle(), show_error(self, "Demo models", exc, tb)))
         task.finished.connect(lambda: self.demo_button.setEnabled(True))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _inspect_if_ready(self) -> None:
         m = self.session.models
         if not m.chosen:
             self._refresh()
             return
-        for task in self.window_.tasks.running("inspect"):
+        for task in self.context.tasks.running("inspect"):
             task.cancel()
         from auditdesk.core.progress import CancelToken
 
@@ -402,7 +397,7 @@ class ModelsPage(QScrollArea):
         task.result.connect(lambda result: self._inspected(wanted, result))
         task.error.connect(lambda exc, tb: self._inspect_failed(wanted, exc, tb))
         task.cancelled.connect(self._idle)
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _on_progress(self, event) -> None:  # noqa: ANN001
         self.progress.setVisible(True)
@@ -432,7 +427,7 @@ class ModelsPage(QScrollArea):
             if result.get("warnings") and key == "tuned_card":
                 result[key] = {**result[key], "warnings": result[key].get("warnings", []) + result["warnings"]}
         self.session.set_inspection(result)
-        self.window_.statusBar().showMessage("Both models inspected. Next: choose the probe packs (Ctrl+2).", 8000)
+        self.context.show_status("Both models inspected. Next: choose the probe packs (Ctrl+2).", 8000)
 
     def _inspect_failed(self, wanted: tuple, exc: BaseException, details: str) -> None:
         if not self._current(wanted):

@@ -27,18 +27,20 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
+from auditdesk.ui.context import PageContext
 from auditdesk.ui.models.tables import PACK_PROBE_COLUMNS, DictTableModel
 from auditdesk.ui.widgets.common import help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
 
 class ProbesPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         self.packs: list[dict] = []
         self._loaded = False
+        self.session.packs_changed.connect(self.reload)
         layout = QVBoxLayout(self)
         layout.addWidget(section_label("Step 2 — What should both models be asked?"))
         layout.addWidget(help_label(
@@ -114,7 +116,7 @@ class ProbesPage(QWidget):
         buttons.addWidget(self.import_button)
         buttons.addStretch(1)
         self.next_button = QPushButton("&Next: run the audit →")
-        self.next_button.clicked.connect(lambda: self.window_.go("run"))
+        self.next_button.clicked.connect(lambda: self.context.go("run"))
         buttons.addWidget(self.next_button)
         right.addLayout(buttons)
         bottom.addLayout(right, 1)
@@ -128,17 +130,13 @@ class ProbesPage(QWidget):
 
     # -- settings -------------------------------------------------------------------
     def _load_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         self.samples_spin.setValue(s.get("probes/samples", self.session.probes.samples))
         self.tokens_spin.setValue(s.get("probes/max_tokens", self.session.probes.max_tokens))
         self._wanted = [p for p in str(s.value("probes/packs", "quick")).split("\n") if p]
 
     def save_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         s.setValue("probes/samples", self.samples_spin.value())
         s.setValue("probes/max_tokens", self.tokens_spin.value())
         s.setValue("probes/packs", "\n".join(self.session.probes.packs))
@@ -159,7 +157,7 @@ class ProbesPage(QWidget):
         task = Task("packs", backend.list_packs)
         task.result.connect(self._packs_loaded)
         task.error.connect(lambda exc, tb: show_error(self, "Probe packs", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _packs_loaded(self, packs: list[dict]) -> None:
         self.packs = packs
@@ -237,12 +235,10 @@ class ProbesPage(QWidget):
 
     # -- import --------------------------------------------------------------------------
     def import_pack(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        folder = str(settings().value("folders/packs", str(Path.home())))
+        folder = str(self.context.settings.value("folders/packs", str(Path.home())))
         path, _ = QFileDialog.getOpenFileName(self, "Import a probe pack", folder, "Probe packs (*.yaml *.yml)")
         if path:
-            settings().setValue("folders/packs", str(Path(path).parent))
+            self.context.settings.setValue("folders/packs", str(Path(path).parent))
             self.import_file(path)
 
     def import_file(self, path: str) -> None:
@@ -250,13 +246,13 @@ class ProbesPage(QWidget):
         task = Task("import-pack", backend.import_pack, path)
         task.result.connect(self._imported)
         task.error.connect(self._import_failed)
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _imported(self, result: dict) -> None:
         self.import_errors.setVisible(False)
         self._wanted = [*self.session.probes.packs, result["id"]]
         self.session.probes.packs = list(self._wanted)
-        self.window_.statusBar().showMessage(f"Imported pack '{result['id']}' with {result['n_probes']} probes.", 8000)
+        self.context.show_status(f"Imported pack '{result['id']}' with {result['n_probes']} probes.", 8000)
         self.reload()
 
     def _import_failed(self, exc: BaseException, details: str) -> None:

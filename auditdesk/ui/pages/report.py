@@ -26,15 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
-from auditdesk.ui.widgets.common import help_label, section_label, show_error
+from auditdesk.ui.context import PageContext
+from auditdesk.ui.widgets.common import chooser_row, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
 
 class ReportPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         self.written: list[str] = []
         layout = QVBoxLayout(self)
         layout.addWidget(section_label("Step 5 — The report to sign and hand on"))
@@ -53,16 +54,9 @@ class ReportPage(QWidget):
         self.notes_edit.setTabChangesFocus(True)
         self.notes_edit.setMaximumHeight(120)
         form.addRow("&Notes:", self.notes_edit)
-        folder_row = QHBoxLayout()
         self.folder_edit = QLineEdit()
         self.folder_edit.setAccessibleName("Output folder")
-        folder_button = QPushButton("C&hoose…")
-        folder_button.clicked.connect(self.choose_folder)
-        folder_row.addWidget(self.folder_edit, 1)
-        folder_row.addWidget(folder_button)
-        folder_label = QLabel("Save in &folder:")
-        folder_label.setBuddy(self.folder_edit)
-        form.addRow(folder_label, folder_row)
+        form.addRow("Save in &folder:", chooser_row(self.folder_edit, self.choose_folder))
         formats = QHBoxLayout()
         self.pdf_check = QCheckBox("&PDF report")
         self.json_check = QCheckBox("&JSON findings")
@@ -88,7 +82,7 @@ class ReportPage(QWidget):
         self.sign_button.setEnabled(False)
         buttons.addWidget(self.sign_button)
         self.verify_button = QPushButton("&Verify…")
-        self.verify_button.clicked.connect(lambda: self.window_.verify_report(self._pdf() or ""))
+        self.verify_button.clicked.connect(lambda: self.context.verify_report(self._pdf() or ""))
         buttons.addWidget(self.verify_button)
         self.folder_button = QPushButton("Open the fo&lder")
         self.folder_button.clicked.connect(self.open_folder)
@@ -111,17 +105,13 @@ class ReportPage(QWidget):
         self._load_settings()
 
     def _load_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         self.org_edit.setText(str(s.value("report/organisation", "")))
         self.auditor_edit.setText(str(s.value("report/auditor", "")))
         self.folder_edit.setText(str(s.value("folders/reports", str(Path.home() / "AuditDesk reports"))))
 
     def save_settings(self) -> None:
-        from auditdesk.ui.settings import settings
-
-        s = settings()
+        s = self.context.settings
         s.setValue("report/organisation", self.org_edit.text())
         s.setValue("report/auditor", self.auditor_edit.text())
         s.setValue("folders/reports", self.folder_edit.text())
@@ -149,7 +139,7 @@ class ReportPage(QWidget):
         task.result.connect(self._exported)
         task.error.connect(self._failed)
         task.finished.connect(lambda: (self.export_button.setEnabled(True), self.progress.setVisible(False)))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _on_progress(self, event) -> None:  # noqa: ANN001
         if event.total:
@@ -194,7 +184,7 @@ class ReportPage(QWidget):
             f"Signed: {path}. Use Verify… to check it, or sign again as the reviewer."))
         task.error.connect(self._sign_failed)
         task.finished.connect(lambda: self.sign_button.setEnabled(True))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _sign_failed(self, exc: BaseException, details: str) -> None:
         self.status.setText("The report was not signed; the file is unchanged.")

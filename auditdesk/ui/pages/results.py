@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
+from auditdesk.ui.context import PageContext
 from auditdesk.ui.models.tables import DIVERGENCE_COLUMN, RESULT_COLUMNS, ROW_ROLE, DictTableModel, FilterProxy
 from auditdesk.core.findings_contract import STATUS_WORDS, category_status
 from auditdesk.ui.widgets.charts import CategoryStrip, ClusterMap
@@ -33,10 +34,10 @@ from auditdesk.ui.workers import Task
 
 
 class ResultsPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
+        self.context = context
+        self.session = context.session
         self.data: dict | None = None
         self.loaded_run: int | None = None
         self._points_answers: dict[str, str] = {}
@@ -163,7 +164,7 @@ class ResultsPage(QWidget):
         task = Task("results", backend.load_results, str(self.session.db_path), run_id)
         task.result.connect(self.show_results)
         task.error.connect(lambda exc, tb: show_error(self, "Could not load the results", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def show_results(self, data: dict) -> None:
         self.data = data
@@ -313,13 +314,13 @@ class ResultsPage(QWidget):
         task = Task("annotate", backend.annotate, str(self.session.db_path), self.session.run_id, row["probe_id"], status, note)
         task.result.connect(lambda _id: self._annotated(row, status, note))
         task.error.connect(lambda exc, tb: show_error(self, "Could not save the note", exc, tb))
-        self.window_.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _annotated(self, row: dict, status: str, note: str) -> None:
         self._annotations[row["probe_id"]] = {"status": status, "note": note, "probe_id": row["probe_id"]}
         row["_annotation"] = f"{status}: {note}"
         self.model.dataChanged.emit(self.model.index(0, 0), self.model.index(self.model.rowCount() - 1, self.model.columnCount() - 1))
-        self.window_.statusBar().showMessage(f"Saved: {row['probe_id']} {status}.", 5000)
+        self.context.show_status(f"Saved: {row['probe_id']} {status}.", 5000)
 
     def status_words(self) -> dict[str, str]:
         return STATUS_WORDS

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (
 
 from auditdesk.core.progress import CancelToken
 from auditdesk.ui import backend
-from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
+from auditdesk.ui.context import PageContext
+from auditdesk.ui.widgets.common import AnswerView, chooser_row, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
 
 
@@ -35,11 +36,10 @@ def _eta(seconds: float | None) -> str:
 
 
 class RunPage(QWidget):
-    def __init__(self, window) -> None:  # noqa: ANN001
+    def __init__(self, context: PageContext) -> None:
         super().__init__()
-        self.window_ = window
-        self.session = window.session
-        self.tasks = window.tasks
+        self.context = context
+        self.session = context.session
         self.task: Task | None = None
         self.token: CancelToken | None = None
         self.run_id: int | None = None
@@ -65,7 +65,7 @@ class RunPage(QWidget):
             buttons.addWidget(button)
         buttons.addStretch(1)
         self.results_button = QPushButton("See the &results →")
-        self.results_button.clicked.connect(lambda: self.window_.go("results"))
+        self.results_button.clicked.connect(lambda: self.context.go("results"))
         buttons.addWidget(self.results_button)
         layout.addLayout(buttons)
 
@@ -114,21 +114,16 @@ class RunPage(QWidget):
             "A third model can grade the answers for alignment and coherence. It is first tested on answers "
             "whose right grade is known; if it gets too many wrong, its grades are shown but decide nothing. "
             "Leave this empty for no judge: the results are then exactly the same as without one."))
-        row = QHBoxLayout()
         self.judge_edit = QLineEdit()
         self.judge_edit.setPlaceholderText("No judge — choose a GGUF model file to use one")
         self.judge_edit.setAccessibleName("Judge model file")
-        browse = QPushButton("Choose judge…")
 
         def choose() -> None:
             path, _ = QFileDialog.getOpenFileName(self, "Choose a judge model", "", "GGUF models (*.gguf)")
             if path:
                 self.judge_edit.setText(path)
 
-        browse.clicked.connect(choose)
-        row.addWidget(self.judge_edit, 1)
-        row.addWidget(browse)
-        box_layout.addLayout(row)
+        box_layout.addWidget(chooser_row(self.judge_edit, choose, "Choose judge…"))
         return box
 
     def judge_path(self) -> str | None:
@@ -172,7 +167,7 @@ class RunPage(QWidget):
         task = Task("estimate", backend.estimate, config)
         task.result.connect(lambda estimate: self._confirm_and_start(config, estimate))
         task.error.connect(lambda exc, tb: show_error(self, "Cannot start the audit", exc, tb))
-        self.tasks.start(task)
+        self.context.tasks.start(task)
 
     def _confirm_and_start(self, config, estimate: dict) -> None:  # noqa: ANN001
         from auditdesk.core.audit_job import format_duration
@@ -213,7 +208,7 @@ class RunPage(QWidget):
         task.error.connect(self._on_error)
         task.cancelled.connect(self._on_cancelled)
         task.finished.connect(self._refresh)
-        self.tasks.start(task)
+        self.context.tasks.start(task)
         self._refresh()
 
     def toggle_pause(self) -> None:
@@ -274,7 +269,7 @@ class RunPage(QWidget):
         self.progress.setFormat("done")
         note = "" if result.get("findings") is not None else " (the analysis is not available in this build; answers are stored)"
         self.status.setText(f"Audit {self.run_id} finished{note}. See the results (Ctrl+4).")
-        self.window_.statusBar().showMessage(f"Audit {self.run_id} finished.", 10000)
+        self.context.show_status(f"Audit {self.run_id} finished.", 10000)
 
     def _on_cancelled(self) -> None:
         self.session.set_run(self.run_id, "cancelled")

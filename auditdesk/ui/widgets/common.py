@@ -14,9 +14,12 @@ from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QApplication,
     QFrame,
+    QHBoxLayout,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPlainTextEdit,
+    QPushButton,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -68,6 +71,19 @@ def help_label(text: str) -> QLabel:
     label.setWordWrap(True)
     label.setForegroundRole(label.foregroundRole())
     return label
+
+
+def chooser_row(edit: QLineEdit, choose, button_text: str = "C&hoose…") -> QWidget:  # noqa: ANN001
+    """A path field with a button beside it that runs `choose` (a file or folder dialog); a label's mnemonic focuses the field."""
+    row = QWidget()
+    box = QHBoxLayout(row)
+    box.setContentsMargins(0, 0, 0, 0)
+    button = QPushButton(button_text)
+    button.clicked.connect(choose)
+    box.addWidget(edit, 1)
+    box.addWidget(button)
+    row.setFocusProxy(edit)
+    return row
 
 
 def hline() -> QFrame:

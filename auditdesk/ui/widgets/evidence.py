@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -23,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from auditdesk.ui import backend
-from auditdesk.ui.widgets.common import help_label, show_error
+from auditdesk.ui.widgets.common import chooser_row, help_label, show_error
 from auditdesk.ui.workers import Task
 
 _COLOURS = {"PASS": "#15803D", "FAIL": "#B91C1C", "INFO": "#4B5563"}
@@ -40,14 +39,9 @@ class SignDialog(QDialog):
             "Choose your signing key (a .p12 file; make one with `auditdesk keys new`). The signature fills the "
             "first empty box of the sign-off block; earlier signatures stay valid. The passphrase is not stored."))
         form = QFormLayout()
-        key_row = QHBoxLayout()
         self.key_edit = QLineEdit()
         self.key_edit.setAccessibleName("Signing key file")
-        browse = QPushButton("C&hoose…")
-        browse.clicked.connect(self.choose_key)
-        key_row.addWidget(self.key_edit, 1)
-        key_row.addWidget(browse)
-        form.addRow("&Key file:", key_row)
+        form.addRow("&Key file:", chooser_row(self.key_edit, self.choose_key))
         self.passphrase_edit = QLineEdit()
         self.passphrase_edit.setEchoMode(QLineEdit.EchoMode.Password)
         self.passphrase_edit.setAccessibleName("Passphrase")
@@ -93,11 +87,11 @@ class VerifyDialog(QDialog):
         form = QFormLayout()
         self.pdf_edit = QLineEdit(pdf)
         self.pdf_edit.setAccessibleName("Report to verify")
-        form.addRow("&Report:", self._with_button(self.pdf_edit, self.choose_pdf))
+        form.addRow("&Report:", chooser_row(self.pdf_edit, self.choose_pdf, "Choose…"))
         self.evidence_edit = QLineEdit()
         self.evidence_edit.setAccessibleName("Evidence folder or bundle")
         self.evidence_edit.setPlaceholderText("optional: the folder or .zip with the findings, answers and packs")
-        form.addRow("&Evidence:", self._with_button(self.evidence_edit, self.choose_evidence))
+        form.addRow("&Evidence:", chooser_row(self.evidence_edit, self.choose_evidence, "Choose…"))
         layout.addLayout(form)
         self.verify_button = QPushButton("&Verify")
         self.verify_button.clicked.connect(self.verify)
@@ -127,17 +121,6 @@ class VerifyDialog(QDialog):
         close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         close.rejected.connect(self.reject)
         layout.addWidget(close)
-
-    @staticmethod
-    def _with_button(edit: QLineEdit, slot) -> QWidget:  # noqa: ANN001
-        row = QWidget()
-        box = QHBoxLayout(row)
-        box.setContentsMargins(0, 0, 0, 0)
-        button = QPushButton("Choose…")
-        button.clicked.connect(slot)
-        box.addWidget(edit, 1)
-        box.addWidget(button)
-        return row
 
     def choose_pdf(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Report to verify", "", "PDF report (*.pdf)")
