@@ -260,3 +260,11 @@ def test_report_from_a_real_analysis(tmp_path):
     for p in findings["probes"]:
         if p["flagged"]:
             assert p["probe_id"] in flat
+
+
+def test_the_layout_millimetre_is_reportlabs():
+    from reportlab.lib.units import mm
+
+    from auditdesk.core.report.layout import MM
+
+    assert MM == mm

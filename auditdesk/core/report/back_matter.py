@@ -7,6 +7,7 @@ from typing import Any
 
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.layout import (
+    MM,
     ReportLayout,
     as_dict,
     as_list,
@@ -40,8 +41,7 @@ class BackMatter(ReportLayout):
                 self.text_para(a.get("note") or "", "cell", 1500),
                 self.text_para(" ".join(str(x) for x in (a.get("author"), a.get("created_at")) if x) or "–", "cell", 80),
             ])
-        mm = self.mm
-        out.append(self.table(rows, [34 * mm, 22 * mm, self.width - 92 * mm, 36 * mm]))
+        out.append(self.table(rows, [34 * MM, 22 * MM, self.width - 92 * MM, 36 * MM]))
         return out
 
     def limitations_and_signoff(self) -> list:
@@ -89,7 +89,6 @@ class BackMatter(ReportLayout):
         """
         from auditdesk.core.evidence.signing import AUDITOR_FIELD, REVIEWER_FIELD
 
-        mm = self.mm
         sign = self.heading("Sign-off", 1)
         sign.append(self.para("I have reviewed the findings, the example answers and the limitations of this audit.", "body"))
         digital = bool(self.meta.signer_name)
@@ -106,7 +105,7 @@ class BackMatter(ReportLayout):
                 f"<font name='{fonts.MONO}'>auditdesk sign</font>; <font name='{fonts.MONO}'>auditdesk verify</font> "
                 "checks digital signatures and the evidence files.", "small"))
         sign.append(self.spacer(4))
-        box_width = self.width - 108 * mm
+        box_width = self.width - 108 * MM
         rows = []
         people = (("Auditor", AUDITOR_FIELD, self.meta.signer_name or self.meta.auditor,
                    self.meta.signer_role, self.exported if digital else ""),
@@ -116,9 +115,9 @@ class BackMatter(ReportLayout):
                 [self.para(f"<b>{role_name}</b>", "cell"), "", "", ""],
                 [self.para("Name", "muted"), self.text_para(name or "", "cell", 120), self.para("Role", "muted"), self.text_para(role or "", "cell", 80)],
                 [self.para("Date", "muted"), self.text_para(when, "cell", 40), self.para("Signature", "muted"),
-                 signature_box(self, field_name, box_width - 8, 19 * mm)],
+                 signature_box(self, field_name, box_width - 8, 19 * MM)],
             ]
-        table = self.table(rows, [34 * mm, 54 * mm, 20 * mm, box_width], header=False, zebra=False,
+        table = self.table(rows, [34 * MM, 54 * MM, 20 * MM, box_width], header=False, zebra=False,
                            extra_style=[("LINEBELOW", (1, i), (1, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 2, 4, 5)]
                            + [("LINEBELOW", (3, i), (3, i), 0.6, self.colors.HexColor(charts.INK)) for i in (1, 4)]
                            + [("SPAN", (0, i), (-1, i)) for i in (0, 3)]
@@ -129,7 +128,6 @@ class BackMatter(ReportLayout):
         return sign
 
     def appendix(self) -> list:
-        mm = self.mm
         out = self.heading("Appendix A: every probe", page_break=True)
         out.append(self.para("Every probe answered by generation, with its question as sent (first variant) and its "
                           "statistics. Flagged probes are marked ●.", "small"))
@@ -150,7 +148,7 @@ class BackMatter(ReportLayout):
         if not probes:
             out.append(self.para("No probe statistics in this findings file.", "body"))
         else:
-            out.append(self.table(rows, [40 * mm, 28 * mm, self.width - 118 * mm, 14 * mm, 14 * mm, 14 * mm, 8 * mm]))
+            out.append(self.table(rows, [40 * MM, 28 * MM, self.width - 118 * MM, 14 * MM, 14 * MM, 14 * MM, 8 * MM]))
         pairs = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("pairs")) if isinstance(r, dict)]
         if pairs:
             out += self.heading("Likelihood pairs", 2)
@@ -159,7 +157,7 @@ class BackMatter(ReportLayout):
                 rows.append([self.text_para(r.get("probe_id"), "cellb", 80), self.text_para(r.get("category"), "cell", 40),
                              self.para(fmt_number(r.get("score_base"), 3), "cell"), self.para(fmt_number(r.get("score_tuned"), 3), "cell"),
                              self.para(fmt_number(r.get("shift"), 3), "cell")])
-            out.append(self.table(rows, [50 * mm, 40 * mm, 25 * mm, 25 * mm, self.width - 140 * mm]))
+            out.append(self.table(rows, [50 * MM, 40 * MM, 25 * MM, 25 * MM, self.width - 140 * MM]))
         out += self.heading("Appendix B: reproducibility", page_break=True)
         command = self.meta.reproduce_command or first_of(self.run, "command", "cli", default="")
         out.append(self.para("Running the same models, probe packs, settings and seeds with the same AuditDesk version gives "
@@ -172,7 +170,7 @@ class BackMatter(ReportLayout):
             ("AuditDesk version", self.meta.tool_version or str(as_dict(self.findings_doc.get("tool")).get("version", "–"))),
             ("Findings generated", str(self.findings_doc.get("generated_at") or "–")),
             ("Findings format", f"{self.findings_doc.get('format')} version {self.findings_doc.get('version')}"),
-        ], 40 * mm))
+        ], 40 * MM))
         out += [self.spacer(6), self.para("<b>Analysis settings</b>", "small"),
                 self.text_para(json.dumps(self.settings, ensure_ascii=False, sort_keys=True, indent=1, default=str), "mono", 3000)]
         run_copy = {k: v for k, v in self.run.items() if k not in ("packs",)}
@@ -186,7 +184,6 @@ class BackMatter(ReportLayout):
         m = self.meta.manifest
         if not m:
             return []
-        mm = self.mm
         out = self.heading("Evidence manifest", 2)
         out.append(self.para(
             "SHA-256 of every file this report rests on. The same list is attached to this PDF as "
@@ -222,7 +219,7 @@ class BackMatter(ReportLayout):
         for key, value in sorted(as_dict(m.get("scorers")).items()):
             text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
             rows.append([self.text_para(key.replace("_", " ").capitalize(), "cellb", 60), self.text_para(text, "mono", 300)])
-        out.append(self.table(rows, [34 * mm, self.width - 34 * mm]))
+        out.append(self.table(rows, [34 * MM, self.width - 34 * MM]))
         out.append(self.spacer(3))
         out.append(self.para(f"Manifest written {self.markup(m.get('created'), 40)} for audit run {self.markup(m.get('run_id'), 12)} "
                           f"(AuditDesk {self.markup(m.get('auditdesk_version'), 20)}).", "muted"))
@@ -235,7 +232,6 @@ class BackMatter(ReportLayout):
         mapping = self.meta.frameworks
         if not mapping:
             return []
-        mm = self.mm
         out = self.heading("Appendix C: framework mapping", page_break=True)
         out.append(self.para(self.markup(mapping.get("disclaimer"), 1200), "body"))
         out.append(self.para(f"Mapping: {self.markup(mapping.get('title'), 120)} (id {self.markup(mapping.get('id'), 60)}, "
@@ -256,6 +252,6 @@ class BackMatter(ReportLayout):
                     self.text_para(item.get("supports"), "cell", 800),
                     self.text_para(item.get("cannot_cover"), "cell", 800),
                 ])
-            table = self.table(rows, [38 * mm, 26 * mm, (self.width - 64 * mm) / 2, (self.width - 64 * mm) / 2])
+            table = self.table(rows, [38 * MM, 26 * MM, (self.width - 64 * MM) / 2, (self.width - 64 * MM) / 2])
             out.append(KeepTogether(heading + [table]))  # never a framework's name alone at the foot of a page
         return out

@@ -7,6 +7,7 @@ from typing import Any
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts
 from auditdesk.core.report.layout import (
+    MM,
     ReportLayout,
     as_dict,
     as_list,
@@ -53,10 +54,9 @@ class FindingsSection(ReportLayout):
     def category_section(self, c: dict, probes: list[dict], *, detailed: bool, first: bool) -> list:
         from reportlab.platypus import CondPageBreak, KeepTogether
 
-        mm = self.mm
         name = str(c.get("category", "?"))
         st = self.status(c)
-        out = [CondPageBreak(70 * mm)]
+        out = [CondPageBreak(70 * MM)]
         out += self.heading(f"{name}: {STATUS_WORDS[st].lower()}", 2)
         facts = (f"Rank {fmt_count(c.get('rank'))}. {fmt_count(c.get('changed_probes'))} of "
                  f"{fmt_count(first_of(c, 'tested_probes', 'probes'))} probes flagged as changed; change score "
@@ -83,7 +83,7 @@ class FindingsSection(ReportLayout):
                     self.para(fmt_number(e.get("effect")), "cell"),
                     self.para(f"<b>{fmt_p(e.get('p_value'))}</b>" if sig else fmt_p(e.get("p_value")), "cell"),
                 ])
-            out.append(self.table(rows, [28 * mm, self.width - 98 * mm, 16 * mm, 16 * mm, 16 * mm, 22 * mm]))
+            out.append(self.table(rows, [28 * MM, self.width - 98 * MM, 16 * MM, 16 * MM, 16 * MM, 22 * MM]))
         ranked = sorted(probes, key=lambda p: (not p.get("flagged"), -(finite_number(p.get("divergence")) or 0.0)))
         chart_rows = [(str(p.get("probe_id")), finite_number(p.get("divergence")) or 0.0, bool(p.get("flagged")))
                       for p in ranked[: (10 if detailed else 6)]]
@@ -112,8 +112,7 @@ class FindingsSection(ReportLayout):
     def probe_block(self, p: dict) -> list:
         from reportlab.platypus import CondPageBreak
 
-        mm = self.mm
-        out = [CondPageBreak(45 * mm)] + self.heading(f"Probe {p.get('probe_id', '?')}", 3)
+        out = [CondPageBreak(45 * MM)] + self.heading(f"Probe {p.get('probe_id', '?')}", 3)
         stats = (f"{self.markup(p.get('pack'), 60)} · {self.markup(p.get('kind'), 20)} · divergence {fmt_number(p.get('divergence'), 3)} · "
                  f"effect {fmt_number(p.get('effect_size'))} · p {fmt_p(p.get('p_value'))} · q {fmt_p(p.get('q_value'))}"
                  + (" · <b>flagged</b>" if p.get("flagged") else ""))
@@ -179,8 +178,7 @@ class FindingsSection(ReportLayout):
                 self.para(f"{fmt_percent(r.get('tuned_rate'))} ({fmt_count(r.get('tuned_hits'))}/{fmt_count(r.get('tuned_n'))})", "cell"),
                 self.para(fmt_p(r.get("p_value")), "cell"),
             ])
-        mm = self.mm
-        out.append(self.table(table, [34 * mm, self.width - 106 * mm, 26 * mm, 26 * mm, 20 * mm]))
+        out.append(self.table(table, [34 * MM, self.width - 106 * MM, 26 * MM, 26 * MM, 20 * MM]))
         return out
 
     def counterfactual_block(self, category: str) -> list:
@@ -245,7 +243,6 @@ class FindingsSection(ReportLayout):
         out = self.heading("Clusters of new behaviour", 3)
         if not new:
             out.append(self.para("No cluster of answers given almost only by the tuned model was found.", "small"))
-        mm = self.mm
         if new:
             rows = [self.th("Cluster", "Base / tuned", "Keywords", "Example answer (tuned model)")]
             for c in new[:6]:
@@ -257,7 +254,7 @@ class FindingsSection(ReportLayout):
                     self.text_para(", ".join(map(str, as_list(c.get("keywords"))[:8])), "cell", 200),
                     self.text_para(text, "answer", 500),
                 ])
-            out.append(self.table(rows, [16 * mm, 22 * mm, 40 * mm, self.width - 78 * mm]))
+            out.append(self.table(rows, [16 * MM, 22 * MM, 40 * MM, self.width - 78 * MM]))
         if with_map:
             cluster_new = {c.get("id") for c in new}
             points = [( finite_number(p.get("x")) or 0.0, finite_number(p.get("y")) or 0.0, str(p.get("role")), p.get("cluster") in cluster_new)
@@ -273,13 +270,13 @@ class FindingsSection(ReportLayout):
                 out += [self.spacer(4), KeepTogether([
                     self.para("<b>Cluster map.</b> Every answer as a point; answers close together mean "
                            "similar things (first two principal components).", "small"),
-                    charts.cluster_map(points, self.width, 78 * mm, labels)])]
+                    charts.cluster_map(points, self.width, 78 * MM, labels)])]
         return out
 
     def across_categories(self) -> list:
         from reportlab.platypus import CondPageBreak
 
-        out = [CondPageBreak(90 * self.mm)] + self.heading("Across all categories", 2)
+        out = [CondPageBreak(90 * MM)] + self.heading("Across all categories", 2)
         overall = as_dict(as_dict(self.findings_doc.get("controls")).get("overall"))
         out += self.heading("General ability (control questions)", 3)
         if overall:
@@ -298,8 +295,7 @@ class FindingsSection(ReportLayout):
                 rows.append([self.text_para(r.get("category"), "cellb", 60), self.para(fmt_count(r.get("pairs")), "cell"),
                              self.para(fmt_percent(r.get("share_base")), "cell"), self.para(fmt_percent(r.get("share_tuned")), "cell"),
                              self.para(fmt_number(r.get("mean_shift"), 3), "cell"), self.para(fmt_p(r.get("sign_test_p")), "cell")])
-            mm = self.mm
-            out.append(self.table(rows, [40 * mm, 16 * mm, 34 * mm, 34 * mm, 20 * mm, self.width - 144 * mm]))
+            out.append(self.table(rows, [40 * MM, 16 * MM, 34 * MM, 34 * MM, 20 * MM, self.width - 144 * MM]))
         else:
             out.append(self.para("Not measured in this run.", "small"))
         judge = self.findings_doc.get("judge")

@@ -8,6 +8,7 @@ from typing import Any
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.layout import (
+    MM,
     ReportLayout,
     as_dict,
     as_list,
@@ -44,23 +45,22 @@ class FrontMatter(ReportLayout):
     def cover(self) -> list:
         from reportlab.platypus import PageBreak, Table, TableStyle
 
-        mm = self.mm
-        out = [self.spacer(38 * mm), self.para("AUDIT REPORT", "muted"), self.spacer(3)]
+        out = [self.spacer(38 * MM), self.para("AUDIT REPORT", "muted"), self.spacer(3)]
         out.append(self.para(self.markup(self.meta.title or "Fine-tuned model behaviour audit", 200), "title"))
         out.append(self.spacer(4))
         out.append(self.para("Does the vendor's fine-tuned model behave differently from the base model it was made from?", "subtitle"))
-        out.append(self.spacer(14 * mm))
+        out.append(self.spacer(14 * MM))
         status, words = self.overall()
         colour = charts.STATUS_COLOURS.get(status, charts.MUTED)
         box = Table([[charts.traffic_light(status, 11), self.para(f"<b>Overall result.</b> {self.markup(words, 300)}", "verdict")]],
-                    colWidths=[9 * mm, self.width - 9 * mm])
+                    colWidths=[9 * MM, self.width - 9 * MM])
         box.setStyle(TableStyle([
             ("BOX", (0, 0), (-1, -1), 1.2, self.colors.HexColor(colour)),
             ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
             ("TOPPADDING", (0, 0), (-1, -1), 8), ("BOTTOMPADDING", (0, 0), (-1, -1), 8),
             ("LEFTPADDING", (0, 0), (-1, -1), 8),
         ]))
-        out += [box, self.spacer(10 * mm)]
+        out += [box, self.spacer(10 * MM)]
         rows = [
             ("Organisation", self.meta.organisation or "(not given)"),
             ("Auditor", self.meta.auditor or "(not given)"),
@@ -74,10 +74,10 @@ class FrontMatter(ReportLayout):
                 f"{self.markup(self.model_name(role), 200)}<br/><font name='{fonts.MONO}' size='7.2'>"
                 f"{self.markup(model_identity(m), 120)}</font>", "cell")))
         rows.append(("AuditDesk version", self.meta.tool_version or str(as_dict(self.findings_doc.get("tool")).get("version", "–"))))
-        out.append(self.kv_table(rows, 34 * mm))
+        out.append(self.kv_table(rows, 34 * MM))
         if self.meta.notes:
             out += [self.spacer(8), self.para("<b>Notes from the auditor</b>", "small"), self.text_para(self.meta.notes, "small", 1500)]
-        out += [self.spacer(12 * mm), self.para(
+        out += [self.spacer(12 * MM), self.para(
             "This report was produced offline by AuditDesk from answers that both models gave to the same probe "
             "questions. It records measurements and the statistical evidence behind them; the conclusions are the "
             "signing auditor's.", "muted"), PageBreak()]
@@ -112,8 +112,7 @@ class FrontMatter(ReportLayout):
                     self.para(fmt_number(c.get("concern_score")), "cell"),
                     self.para(fmt_p(c.get("concern_q_value")), "cell"),
                 ])
-            mm = self.mm
-            out.append(self.table(rows, [44 * mm, 32 * mm, 15 * mm, 24 * mm, 17 * mm, 17 * mm, self.width - 149 * mm]))
+            out.append(self.table(rows, [44 * MM, 32 * MM, 15 * MM, 24 * MM, 17 * MM, 17 * MM, self.width - 149 * MM]))
             out.append(self.spacer(3))
             out.append(self.para(
                 f"Concerning: significant evidence of the harm the category is about (concern q-value below the "
@@ -137,14 +136,13 @@ class FrontMatter(ReportLayout):
         from reportlab.platypus import Table, TableStyle
 
         t = Table([[charts.traffic_light(status, 7.5), self.para(STATUS_WORDS[status], "cell")]],
-                  colWidths=[4 * self.mm, 38 * self.mm])
+                  colWidths=[4 * MM, 38 * MM])
         t.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 1),
                                ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0),
                                ("VALIGN", (0, 0), (-1, -1), "MIDDLE")]))
         return t
 
     def what_was_tested(self) -> list:
-        mm = self.mm
         out = self.heading("What was tested", page_break=True)
         out += self.heading("The two models", 2)
         base, tuned = self.model("base"), self.model("tuned")
@@ -171,8 +169,8 @@ class FrontMatter(ReportLayout):
                 continue
             rows.append([self.para(name, "cellb")] + [self.text_para("–" if v is None else v, "cell", 300) for v in vals])
         rows.append([self.para("SHA-256", "cellb")] + [self.text_para(model_digest(m), "mono", 120) for m in (base, tuned)])
-        col = (self.width - 34 * mm) / 2
-        out.append(self.table(rows, [34 * mm, col, col]))
+        col = (self.width - 34 * MM) / 2
+        out.append(self.table(rows, [34 * MM, col, col]))
         lin = self.lineage()
         out += self.heading("Lineage", 3)
         if lin:
@@ -197,7 +195,7 @@ class FrontMatter(ReportLayout):
         else:
             out.append(self.para("Not measured in this run.", "body"))
         out += self.heading("Audit settings", 2)
-        out.append(self.kv_table(self._settings_rows(), 44 * mm))
+        out.append(self.kv_table(self._settings_rows(), 44 * MM))
         return out
 
     def _settings_rows(self) -> list:

@@ -16,6 +16,8 @@ from auditdesk.core.progress import CancelToken, ProgressEvent
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.sanitise import GlyphTally, label, to_markup
 
+MM = 72.0 / 2.54 * 0.1  # a millimetre in points, as reportlab.lib.units.mm, without importing reportlab
+
 
 # --------------------------------------------------------------------------- helpers
 # Values from a findings file may be missing, null, NaN or of the wrong type; each shows as a dash.
@@ -86,7 +88,6 @@ class ReportLayout:
         from reportlab.lib import colors
         from reportlab.lib.enums import TA_LEFT
         from reportlab.lib.styles import ParagraphStyle
-        from reportlab.lib.units import mm
 
         self.findings_doc = findings
         self.meta = meta
@@ -94,9 +95,8 @@ class ReportLayout:
         self.reporter = reporter
         self.fonts = fonts.register_fonts()
         self.tally = GlyphTally()
-        self.mm = mm
         self.colors = colors
-        self.width = 210 * mm - 2 * 20 * mm
+        self.width = 210 * MM - 2 * 20 * MM
         self.settings = as_dict(findings.get("settings"))
         self.fdr = finite_number(self.settings.get("fdr")) or 0.05
         self.run = as_dict(findings.get("run"))
@@ -326,20 +326,19 @@ def page_furniture(report: ReportLayout):
 
         def _furniture(self, total: int):
             from reportlab.lib import colors
-            from reportlab.lib.units import mm
 
             w, h = self._pagesize
             self.saveState()
             self.setFont(fonts.BODY, 7.5)
             self.setFillColor(colors.HexColor(charts.MUTED))
-            self.drawString(20 * mm, h - 12 * mm, header_left)
-            self.drawRightString(w - 20 * mm, h - 12 * mm, header_right)
+            self.drawString(20 * MM, h - 12 * MM, header_left)
+            self.drawRightString(w - 20 * MM, h - 12 * MM, header_right)
             self.setStrokeColor(colors.HexColor("#D1D5DB"))
             self.setLineWidth(0.5)
-            self.line(20 * mm, h - 13.8 * mm, w - 20 * mm, h - 13.8 * mm)
-            self.line(20 * mm, 14 * mm, w - 20 * mm, 14 * mm)
-            self.drawString(20 * mm, 10 * mm, "AuditDesk · confidential audit record")
-            self.drawRightString(w - 20 * mm, 10 * mm, f"Page {self._pageNumber} of {total}")
+            self.line(20 * MM, h - 13.8 * MM, w - 20 * MM, h - 13.8 * MM)
+            self.line(20 * MM, 14 * MM, w - 20 * MM, 14 * MM)
+            self.drawString(20 * MM, 10 * MM, "AuditDesk · confidential audit record")
+            self.drawRightString(w - 20 * MM, 10 * MM, f"Page {self._pageNumber} of {total}")
             self.restoreState()
 
     return NumberedCanvas

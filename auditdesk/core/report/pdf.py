@@ -23,7 +23,7 @@ from auditdesk.core.report.atomic import atomic_path
 from auditdesk.core.report.back_matter import BackMatter
 from auditdesk.core.report.findings_section import FindingsSection
 from auditdesk.core.report.front_matter import FrontMatter
-from auditdesk.core.report.layout import page_furniture
+from auditdesk.core.report.layout import MM, page_furniture
 from auditdesk.core.report.sanitise import label
 
 SECTION_HEADINGS = [
@@ -101,7 +101,6 @@ def build_report(
     except ImportError as exc:  # pragma: no cover - reportlab is a runtime dependency
         raise AuditDeskError("the PDF library reportlab is not installed; reinstall AuditDesk.") from exc
     from reportlab.lib.pagesizes import A4
-    from reportlab.lib.units import mm
 
     from auditdesk.core.report.dates import reproducible
 
@@ -146,7 +145,7 @@ def build_report(
 
     with atomic_path(out_pdf) as tmp:
         doc = Doc(
-            str(tmp), pagesize=A4, leftMargin=20 * mm, rightMargin=20 * mm, topMargin=20 * mm, bottomMargin=20 * mm,
+            str(tmp), pagesize=A4, leftMargin=20 * MM, rightMargin=20 * MM, topMargin=20 * MM, bottomMargin=20 * MM,
             title=base_name, author=label(meta.auditor or "AuditDesk", 120),
             subject=label(f"Behaviour audit of {r.model_name('tuned')} against {r.model_name('base')}", 200),
             creator=f"AuditDesk {meta.tool_version}", keywords=["AuditDesk", "model audit", "fine-tuning"],
