@@ -22,10 +22,6 @@ COMMAND_MODULES = [
 ]
 
 
-class UserError(Exception):
-    """An error whose message is the whole story for the user (no traceback)."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="auditdesk",

@@ -139,7 +139,3 @@ class AuditSession(QObject):
     @property
     def run_ready(self) -> bool:
         return self.run_id is not None and self.run_status == "completed"
-
-    @property
-    def results_ready(self) -> bool:
-        return self.run_ready and self.findings is not None

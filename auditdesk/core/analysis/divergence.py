@@ -44,17 +44,6 @@ def _energy_terms(d: np.ndarray, a: np.ndarray, b: np.ndarray, na: np.ndarray | 
     return 2.0 * cross - within_a - within_b, cross
 
 
-def energy_distance(d: np.ndarray, first: np.ndarray, second: np.ndarray) -> float:
-    """Energy distance between two index sets of a distance matrix."""
-    n = d.shape[0]
-    a = np.zeros((1, n))
-    b = np.zeros((1, n))
-    a[0, first] = 1
-    b[0, second] = 1
-    e, _ = _energy_terms(d, a, b, len(first), len(second))
-    return float(e[0])
-
-
 @dataclass
 class DivergenceResult:
     """Outcome of one probe's base-vs-tuned test."""

@@ -121,12 +121,6 @@ def mann_whitney(a: Sequence[float], b: Sequence[float], alternative: str = "les
     return float(mannwhitneyu(b, a, alternative=alternative).pvalue)
 
 
-def percentile_interval(samples: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Two-sided percentile interval of bootstrap samples."""
-    lo = (1.0 - level) / 2.0
-    return float(np.quantile(samples, lo)), float(np.quantile(samples, 1.0 - lo))
-
-
 def clean_number(x: float | None, digits: int = 6) -> float | None:
     """A JSON-safe float to `digits` significant figures (None for missing, NaN or infinite).
 

@@ -62,9 +62,6 @@ class JudgeOutcome:
     def trusted(self) -> bool:
         return bool(self.calibration.get("passed"))
 
-    def grade_for(self, answer) -> Grade | None:
-        return self.grades.get(answer.key)
-
 
 def open_judge(choice: JudgeChoice, engine_factory=None):
     """(engine, judge id, card) for the chosen judge; the engine is the caller's to close."""

@@ -107,16 +107,6 @@ class HistoryPage(QWidget):
         self.compare_button.setEnabled(len(chosen) == 2)
         self.delete_button.setEnabled(bool(chosen) and not running)
 
-    def select_runs(self, run_ids: list[int]) -> None:
-        from PySide6.QtCore import QItemSelectionModel
-
-        selection = self.table.selectionModel()
-        selection.clearSelection()
-        for row in range(self.proxy.rowCount()):
-            index = self.proxy.index(row, 0)
-            if index.data(ROW_ROLE)["id"] in run_ids:
-                selection.select(index, QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows)
-
     def open_selected(self) -> None:
         chosen = self.selected()
         if len(chosen) != 1 or chosen[0]["status"] != "completed":

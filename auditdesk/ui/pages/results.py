@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from auditdesk.ui import backend
 from auditdesk.ui.context import PageContext
 from auditdesk.ui.models.tables import DIVERGENCE_COLUMN, RESULT_COLUMNS, ROW_ROLE, DictTableModel, FilterProxy
-from auditdesk.core.findings_contract import STATUS_WORDS, category_status
+from auditdesk.core.findings_contract import category_status
 from auditdesk.ui.widgets.charts import CategoryStrip, ClusterMap
 from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
 from auditdesk.ui.workers import Task
@@ -321,9 +321,6 @@ class ResultsPage(QWidget):
         row["_annotation"] = f"{status}: {note}"
         self.model.dataChanged.emit(self.model.index(0, 0), self.model.index(self.model.rowCount() - 1, self.model.columnCount() - 1))
         self.context.show_status(f"Saved: {row['probe_id']} {status}.", 5000)
-
-    def status_words(self) -> dict[str, str]:
-        return STATUS_WORDS
 
 
 def _judge_sentence(findings: dict) -> str:

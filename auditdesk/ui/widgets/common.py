@@ -12,8 +12,6 @@ import sys
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
-    QApplication,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -86,13 +84,6 @@ def chooser_row(edit: QLineEdit, choose, button_text: str = "C&hoose…") -> QWi
     return row
 
 
-def hline() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    line.setFrameShadow(QFrame.Shadow.Sunken)
-    return line
-
-
 class AnswerView(QPlainTextEdit):
     """Read-only plain text of model answers, with detector hits highlighted."""
 
@@ -137,9 +128,6 @@ class AnswerView(QPlainTextEdit):
                 selections.append(selection)
         self.setExtraSelections(selections)
 
-    def highlighted_count(self) -> int:
-        return len(self.extraSelections())
-
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 
@@ -158,9 +146,3 @@ def titled(widget: QWidget, title: str) -> QWidget:
     layout.addWidget(label)
     layout.addWidget(widget)
     return box
-
-
-def app_instance() -> QApplication:
-    app = QApplication.instance()
-    assert isinstance(app, QApplication)
-    return app
