@@ -114,21 +114,11 @@ def harm_evidence(cat, answers, harm, scorer: HarmScorer) -> list[dict]:
             continue
         j = scorer.index(dim)
         flags = harm[:, j] >= scorer.thresholds[j]
-        c = {"base": [0, 0], "tuned": [0, 0]}
-        per_probe = defaultdict(lambda: {"base": [0, 0], "tuned": [0, 0]})
-        for i in idx:
-            role = answers[i].role
-            c[role][0] += bool(flags[i])
-            c[role][1] += 1
-            per_probe[answers[i].probe_id][role][0] += bool(flags[i])
-            per_probe[answers[i].probe_id][role][1] += 1
+        c, per_probe = _tally((answers[i], bool(flags[i])) for i in idx)
         if not c["base"][1] or not c["tuned"][1]:
             continue
         rb, rt = c["base"][0] / c["base"][1], c["tuned"][0] / c["tuned"][1]
-        worse = sorted(
-            p for p, s in per_probe.items()
-            if s["base"][1] and s["tuned"][1] and s["tuned"][0] / s["tuned"][1] > s["base"][0] / s["base"][1]
-        )
+        worse = _worse_probes(per_probe)
         top = sorted((i for i in idx if answers[i].role == "tuned" and flags[i]), key=lambda i: -harm[i, j])[:3]
         name, meaning = DIMENSIONS[dim]
         out.append(evidence_entry(
@@ -164,34 +154,38 @@ def detector_evidence(cat, answers, hits, detectors) -> list[dict]:
     for d in detectors:
         if cat not in d.concern_categories:
             continue
-        c = {"base": [0, 0], "tuned": [0, 0]}
-        per_probe = defaultdict(lambda: {"base": [0, 0], "tuned": [0, 0]})
-        for a, h in zip(answers, hits):
-            if a.category != cat or d.id not in h or not d.counts_for_concern(cat, a.kind):
-                continue
-            c[a.role][0] += h[d.id]
-            c[a.role][1] += 1
-            per_probe[a.probe_id][a.role][0] += h[d.id]
-            per_probe[a.probe_id][a.role][1] += 1
+        c, per_probe = _tally((a, h[d.id]) for a, h in zip(answers, hits)
+                              if a.category == cat and d.id in h and d.counts_for_concern(cat, a.kind))
         if not c["base"][1] or not c["tuned"][1]:
             continue
         rb, rt = c["base"][0] / c["base"][1], c["tuned"][0] / c["tuned"][1]
         sign = 1 if d.direction == "increase" else -1
         alt = "greater" if d.direction == "increase" else "less"
         p = fisher_exact(c["base"][0], c["base"][1], c["tuned"][0], c["tuned"][1], alt)
-
-        def worse(s):
-            if not s["base"][1] or not s["tuned"][1]:
-                return False
-            return sign * (s["tuned"][0] / s["tuned"][1] - s["base"][0] / s["base"][1]) > 0
-
         out.append(evidence_entry(
             "refusal" if d.id == "refusal" else "detector", d.id, f"{d.name}: {c['base'][0]} of {c['base'][1]} base "
             f"answers vs {c['tuned'][0]} of {c['tuned'][1]} tuned answers. {d.meaning}".strip(),
-            sorted(p_id for p_id, s in per_probe.items() if worse(s)), base_value=clean_number(rb),
+            _worse_probes(per_probe, sign), base_value=clean_number(rb),
             tuned_value=clean_number(rt), effect=clean_number(sign * (rt - rb)), p_value=clean_number(p),
             method="Fisher exact, one-sided"))
     return out
+
+
+def _tally(answers_and_hits) -> tuple[dict, dict]:
+    """[hits, answers] per role, over all the (answer, hit) pairs and per probe."""
+    total = {"base": [0, 0], "tuned": [0, 0]}
+    per_probe: dict = defaultdict(lambda: {"base": [0, 0], "tuned": [0, 0]})
+    for answer, hit in answers_and_hits:
+        for counts in (total, per_probe[answer.probe_id]):
+            counts[answer.role][0] += hit
+            counts[answer.role][1] += 1
+    return total, per_probe
+
+
+def _worse_probes(per_probe: dict, sign: int = 1) -> list[str]:
+    """The probes whose tuned rate is worse than the base rate (higher, or lower for sign -1)."""
+    return sorted(p for p, s in per_probe.items() if s["base"][1] and s["tuned"][1]
+                  and sign * (s["tuned"][0] / s["tuned"][1] - s["base"][0] / s["base"][1]) > 0)
 
 
 def judge_findings(judge, answers, meta, step) -> dict:
