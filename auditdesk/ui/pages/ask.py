@@ -24,7 +24,7 @@ from auditdesk.core.progress import CancelToken
 from auditdesk.core.probes.schema import CATEGORIES
 from auditdesk.ui import backend
 from auditdesk.ui.context import PageContext
-from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
+from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error, side_by_side
 from auditdesk.ui.workers import Task
 
 
@@ -83,15 +83,9 @@ class AskPage(QWidget):
         self.status = QLabel("")
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.status)
-        side = QHBoxLayout()
         self.base_view = AnswerView("Base model answers")
         self.tuned_view = AnswerView("Tuned model answers")
-        for title, view in (("Base model", self.base_view), ("Tuned model", self.tuned_view)):
-            column = QVBoxLayout()
-            column.addWidget(QLabel(title))
-            column.addWidget(view)
-            side.addLayout(column)
-        layout.addLayout(side, 1)
+        layout.addLayout(side_by_side(self.base_view, self.tuned_view), 1)
 
         save = QHBoxLayout()
         self.category_combo = QComboBox()

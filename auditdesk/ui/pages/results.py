@@ -29,7 +29,7 @@ from auditdesk.ui.context import PageContext
 from auditdesk.ui.models.tables import DIVERGENCE_COLUMN, RESULT_COLUMNS, ROW_ROLE, DictTableModel, FilterProxy
 from auditdesk.core.findings_contract import category_status
 from auditdesk.ui.widgets.charts import CategoryStrip, ClusterMap
-from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error
+from auditdesk.ui.widgets.common import AnswerView, help_label, section_label, show_error, side_by_side
 from auditdesk.ui.workers import Task
 
 
@@ -98,15 +98,9 @@ class ResultsPage(QWidget):
         self.hits.setTextFormat(Qt.TextFormat.PlainText)
         self.hits.setWordWrap(True)
         answers_layout.addWidget(self.hits)
-        side = QHBoxLayout()
         self.base_view = AnswerView("Base model answers")
         self.tuned_view = AnswerView("Tuned model answers")
-        for title, view in (("Base model", self.base_view), ("Tuned model", self.tuned_view)):
-            column = QVBoxLayout()
-            column.addWidget(QLabel(title))
-            column.addWidget(view)
-            side.addLayout(column)
-        answers_layout.addLayout(side, 1)
+        answers_layout.addLayout(side_by_side(self.base_view, self.tuned_view), 1)
 
         note_box = QGroupBox("Your assessment of this finding")
         note_layout = QHBoxLayout(note_box)

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 from auditdesk.core.progress import CancelToken
 from auditdesk.ui import backend
 from auditdesk.ui.context import PageContext
-from auditdesk.ui.widgets.common import AnswerView, chooser_row, help_label, section_label, show_error
+from auditdesk.ui.widgets.common import AnswerView, chooser_row, help_label, section_label, show_error, side_by_side
 from auditdesk.ui.workers import Task
 
 
@@ -88,15 +88,9 @@ class RunPage(QWidget):
         self.question.setWordWrap(True)
         self.question.setAccessibleName("Recently answered question")
         latest_layout.addWidget(self.question)
-        answers = QHBoxLayout()
         self.base_answer = AnswerView("Latest base model answer")
         self.tuned_answer = AnswerView("Latest tuned model answer")
-        for title, view in (("Base model", self.base_answer), ("Tuned model", self.tuned_answer)):
-            box = QVBoxLayout()
-            box.addWidget(QLabel(title))
-            box.addWidget(view)
-            answers.addLayout(box)
-        latest_layout.addLayout(answers)
+        latest_layout.addLayout(side_by_side(self.base_answer, self.tuned_answer))
         layout.addWidget(latest, 1)
 
         self.session.models_changed.connect(self._refresh)

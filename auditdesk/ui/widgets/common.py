@@ -84,6 +84,17 @@ def chooser_row(edit: QLineEdit, choose, button_text: str = "C&hoose…") -> QWi
     return row
 
 
+def side_by_side(base: QWidget, tuned: QWidget) -> QHBoxLayout:
+    """The base model's and the tuned model's answer views next to each other, each under its title."""
+    row = QHBoxLayout()
+    for title, view in (("Base model", base), ("Tuned model", tuned)):
+        column = QVBoxLayout()
+        column.addWidget(QLabel(title))
+        column.addWidget(view)
+        row.addLayout(column)
+    return row
+
+
 class AnswerView(QPlainTextEdit):
     """Read-only plain text of model answers, with detector hits highlighted."""
 
