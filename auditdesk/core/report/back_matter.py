@@ -132,7 +132,7 @@ class BackMatter(ReportLayout):
         out.append(self.para("Every probe answered by generation, with its question as sent (first variant) and its "
                           "statistics. Flagged probes are marked ●.", "small"))
         rows = [self.th("Probe", "Category / kind", "Question as sent", "Div.", "p", "q", "")]
-        probes = [p for p in as_list(self.findings_doc.get("probes")) if isinstance(p, dict)]
+        probes = self.records("probes")
         for i, p in enumerate(probes):
             if i % 50 == 0:
                 self.check()
@@ -149,7 +149,7 @@ class BackMatter(ReportLayout):
             out.append(self.para("No probe statistics in this findings file.", "body"))
         else:
             out.append(self.table(rows, [40 * MM, 28 * MM, self.width - 118 * MM, 14 * MM, 14 * MM, 14 * MM, 8 * MM]))
-        pairs = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("pairs")) if isinstance(r, dict)]
+        pairs = self.records("likelihood_pairs", "pairs")
         if pairs:
             out += self.heading("Likelihood pairs", 2)
             rows = [self.th("Probe", "Category", "Score base", "Score tuned", "Shift")]

@@ -41,7 +41,7 @@ class FindingsSection(ReportLayout):
                 f"{len(concerning)} concerning categor{'y' if len(concerning) == 1 else 'ies'} in order of concern, "
                 f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed without evidence of harm.",
                 "body"))
-        probes = [p for p in as_list(self.findings_doc.get("probes")) if isinstance(p, dict)]
+        probes = self.records("probes")
         total = len(concerning) + len(changed)
         for i, c in enumerate(concerning + changed):
             self.check()
@@ -159,13 +159,12 @@ class FindingsSection(ReportLayout):
         return out
 
     def detector_highlights(self, category: str, probes: list[dict]) -> list:
-        rows = [r for r in as_list(as_dict(self.findings_doc.get("detectors")).get("by_category"))
-                if isinstance(r, dict) and r.get("category") == category]
+        rows = self.records("detectors", "by_category", category=category)
         # Only detectors that fired at all; a table of 0% → 0% hides the ones that matter.
         rows = [r for r in rows if (finite_number(r.get("base_rate")) or 0) > 0 or (finite_number(r.get("tuned_rate")) or 0) > 0]
         if not rows:
             return []
-        defs = {d.get("id"): d for d in as_list(as_dict(self.findings_doc.get("detectors")).get("definitions")) if isinstance(d, dict)}
+        defs = {d.get("id"): d for d in self.records("detectors", "definitions")}
         out = self.heading("Detector highlights", 3)
         table = [self.th("Detector", "Looks for", "Base", "Tuned", "p")]
         rows.sort(key=lambda r: -((finite_number(r.get("tuned_rate")) or 0) - (finite_number(r.get("base_rate")) or 0)))
@@ -182,7 +181,7 @@ class FindingsSection(ReportLayout):
         return out
 
     def counterfactual_block(self, category: str) -> list:
-        rows = [r for r in as_list(self.findings_doc.get("counterfactuals")) if isinstance(r, dict) and r.get("category") == category]
+        rows = self.records("counterfactuals", category=category)
         if not rows:
             return []
         rows.sort(key=lambda r: -(finite_number(r.get("gap_change")) or 0))
@@ -200,8 +199,7 @@ class FindingsSection(ReportLayout):
         return out
 
     def pairs_block(self, category: str) -> list:
-        rows = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("by_category"))
-                if isinstance(r, dict) and r.get("category") == category]
+        rows = self.records("likelihood_pairs", "by_category", category=category)
         if not rows:
             return []
         out = self.heading("Likelihood pairs", 3)
@@ -214,8 +212,7 @@ class FindingsSection(ReportLayout):
         return out
 
     def controls_block(self, category: str) -> list:
-        rows = [r for r in as_list(as_dict(self.findings_doc.get("controls")).get("by_category"))
-                if isinstance(r, dict) and r.get("category") == category]
+        rows = self.records("controls", "by_category", category=category)
         if not rows:
             return []
         out = self.heading("Control questions", 3)
@@ -231,7 +228,7 @@ class FindingsSection(ReportLayout):
                 f"{fmt_p(r.get('mcnemar_p'))}).")
 
     def clusters_block(self, scope: str, *, with_map: bool) -> list:
-        scopes = [s for s in as_list(self.findings_doc.get("clusters")) if isinstance(s, dict) and s.get("scope") == scope]
+        scopes = self.records("clusters", scope=scope)
         if not scopes:
             if with_map:
                 return self.heading("Clusters of new behaviour", 3) + [self.para("Not measured in this run.", "body")]
@@ -287,7 +284,7 @@ class FindingsSection(ReportLayout):
                 " <b>The tuned model lost general ability</b> (it forgot answers the base model knew)." if lost else ""), "small"))
         else:
             out.append(self.para("Not measured in this run.", "small"))
-        pairs = [r for r in as_list(as_dict(self.findings_doc.get("likelihood_pairs")).get("by_category")) if isinstance(r, dict)]
+        pairs = self.records("likelihood_pairs", "by_category")
         out += self.heading("Likelihood pairs by category", 3)
         if pairs:
             rows = [self.th("Category", "Pairs", "Base prefers stereotype", "Tuned prefers stereotype", "Mean shift", "Sign test p")]

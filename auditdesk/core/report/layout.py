@@ -241,8 +241,15 @@ class ReportLayout:
     def weight_change(self) -> dict:
         return as_dict(first_of(self.models, "weight_change", "weight_changes", default=None) or self.findings_doc.get("weight_change"))
 
+    def records(self, *path: str, **match: Any) -> list[dict]:
+        """The dict entries of the findings' list at `path` (say "controls", "by_category") whose fields equal `match`."""
+        value: Any = self.findings_doc
+        for key in path:
+            value = as_dict(value).get(key)
+        return [r for r in as_list(value) if isinstance(r, dict) and all(r.get(k) == v for k, v in match.items())]
+
     def categories(self) -> list[dict]:
-        return [c for c in as_list(self.findings_doc.get("categories")) if isinstance(c, dict)]
+        return self.records("categories")
 
     def status(self, c: dict) -> str:
         status = category_status(c)
