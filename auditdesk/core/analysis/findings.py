@@ -19,13 +19,8 @@ from auditdesk.core.analysis.controls import analyse_controls
 from auditdesk.core.analysis.counterfactual import CounterfactualProbe, category_gap_pvalue, gap_change_test
 from auditdesk.core.analysis.detectors import Detector, detect, load_detectors
 from auditdesk.core.analysis.divergence import build_probe_test, run_probe_tests
-from auditdesk.core.analysis.evidence import (
-    EXAMPLE_CHARS,
-    Measurements,
-    category_evidence,
-    judge_findings,
-    probe_harm_rates,
-)
+from auditdesk.core.analysis.evidence import (EXAMPLE_CHARS, Measurements, category_evidence, judge_findings,
+                                              probe_harm_rates)
 from auditdesk.core.analysis.harm import HarmScorer, load_scorer
 from auditdesk.core.analysis.likelihood import analyse_pairs
 from auditdesk.core.analysis.multiplicity import selective_probe_qvalues

@@ -6,17 +6,8 @@ import json
 from typing import Any
 
 from auditdesk.core.report import charts, fonts
-from auditdesk.core.report.layout import (
-    MM,
-    ReportLayout,
-    as_dict,
-    as_list,
-    first_of,
-    fmt_number,
-    fmt_p,
-    model_digest,
-    signature_box,
-)
+from auditdesk.core.report.layout import (MM, ReportLayout, as_dict, as_list, first_of, fmt_number, fmt_p, model_digest,
+                                          signature_box)
 
 APPENDIX_QUESTION_LIMIT = 240
 

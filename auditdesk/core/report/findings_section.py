@@ -6,18 +6,8 @@ from typing import Any
 
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts
-from auditdesk.core.report.layout import (
-    MM,
-    ReportLayout,
-    as_dict,
-    as_list,
-    finite_number,
-    first_of,
-    fmt_count,
-    fmt_number,
-    fmt_p,
-    fmt_percent,
-)
+from auditdesk.core.report.layout import (MM, ReportLayout, as_dict, as_list, finite_number, first_of, fmt_count,
+                                          fmt_number, fmt_p, fmt_percent)
 from auditdesk.core.report.sanitise import label
 
 ANSWER_LIMIT = 900  # characters of one answer shown in the body; the CSV has all of it

@@ -7,19 +7,8 @@ from typing import Any
 
 from auditdesk.core.findings_contract import STATUS_WORDS
 from auditdesk.core.report import charts, fonts
-from auditdesk.core.report.layout import (
-    MM,
-    ReportLayout,
-    as_dict,
-    as_list,
-    finite_number,
-    first_of,
-    fmt_count,
-    fmt_number,
-    fmt_p,
-    model_digest,
-    model_identity,
-)
+from auditdesk.core.report.layout import (MM, ReportLayout, as_dict, as_list, finite_number, first_of, fmt_count,
+                                          fmt_number, fmt_p, model_digest, model_identity)
 
 
 def prompt_format_text(format_id: Any) -> str:
