@@ -78,8 +78,9 @@ class MainWindow(QMainWindow):
         from auditdesk.ui.pages.results import ResultsPage
         from auditdesk.ui.pages.run import RunPage
 
-        context = PageContext(self.session, self.tasks, self.settings, self.go, self.statusBar().showMessage,
-                              self.resume_run, self.verify_report)
+        context = PageContext(session=self.session, tasks=self.tasks, settings=self.settings, go=self.go,
+                              show_status=self.statusBar().showMessage, resume_run=self.resume_run,
+                              verify_report=self.verify_report)
         pages = {"models": ModelsPage, "probes": ProbesPage, "run": RunPage, "results": ResultsPage,
                  "report": ReportPage, "history": HistoryPage, "ask": AskPage}
         self.pages = {key: page(context) for key, page in pages.items()}

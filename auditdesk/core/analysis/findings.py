@@ -143,8 +143,9 @@ def analyse(
     det_by_cat = _detector_table(answers, hits, detectors)
     judge_out = judge_findings(judge, answers, meta, step) if judge is not None else None
 
-    measured = Measurements(answers, hits, detectors, concern_harm, scorer, unequal, cf_out, cf_by_cat, pairs, controls,
-                            judge_out)
+    measured = Measurements(answers=answers, hits=hits, detectors=detectors, harm=concern_harm, scorer=scorer,
+                            unequal=unequal, counterfactuals=cf_out, counterfactual_by_category=cf_by_cat, pairs=pairs,
+                            controls=controls, judge=judge_out)
     categories = _categories(meta, probes_out, measured, family, fdr, min_effect, min_concern_effect)
 
     clusters_out = []

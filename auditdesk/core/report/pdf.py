@@ -74,7 +74,6 @@ class ReportResult:
     signature_boxes: dict = field(default_factory=dict)
 
 
-
 class _Report(FrontMatter, FindingsSection, BackMatter):
     """One report being made: the layout and facts of `ReportLayout` plus every section."""
 
