@@ -447,7 +447,7 @@ class ModelsPage(QScrollArea):
         else:
             self.lineage_label.setText("Choose both models to check." if not m.chosen else "Checking…")
         weights = m.weights or {}
-        title = "Update size per adapted tensor" if weights.get("kind") == "adapter" else "Relative change per layer"
+        title = "Adapter update size per layer" if weights.get("kind") == "adapter" else "Relative change per layer"
         self.weights_chart.set_data(weights.get("layers", []), title if weights.get("layers") else "",
                                     weights.get("note") or "Choose two models to see where the weights changed.")
         self.next_button.setEnabled(self.session.models_ready)
