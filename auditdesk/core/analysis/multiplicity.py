@@ -1,4 +1,7 @@
-"""Multiple testing across probes and categories: how an audit of hundreds of probes keeps its false-discovery level."""
+"""Multiple testing across probes and categories: how an audit of hundreds of probes keeps its false-discovery level.
+
+Whatever changes here must keep a model audited against itself reporting anything with probability at most `fdr`.
+"""
 
 from __future__ import annotations
 

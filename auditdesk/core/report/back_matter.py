@@ -1,4 +1,8 @@
-"""The report's closing sections: analyst notes, limitations, sign-off and the appendices."""
+"""The report's closing sections: analyst notes, limitations, sign-off and the appendices.
+
+Every text from the findings or the answers goes through `markup` or `text_para`; reportlab is imported
+only inside the methods that draw.
+"""
 
 from __future__ import annotations
 

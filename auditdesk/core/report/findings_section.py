@@ -1,4 +1,8 @@
-"""The report's findings: one section per concerning or changed category, then what holds across categories."""
+"""The report's findings: one section per concerning or changed category, then what holds across categories.
+
+Every text from the findings or the answers goes through `markup` or `text_para`; reportlab is imported
+only inside the methods that draw.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,8 @@
-"""The report's opening sections: cover, executive summary, what was tested, how to read the report."""
+"""The report's opening sections: cover, executive summary, what was tested, how to read the report.
+
+Every text from the findings or the answers goes through `markup` or `text_para`; reportlab is imported
+only inside the methods that draw.
+"""
 
 from __future__ import annotations
 
