@@ -193,26 +193,23 @@ class FindingsSection(ReportLayout):
         return out
 
     def pairs_block(self, category: str) -> list:
-        rows = self.records("likelihood_pairs", "by_category", category=category)
-        if not rows:
-            return []
-        out = self.heading("Likelihood pairs", 3)
-        for r in rows:
-            out.append(self.para(
-                f"Over {fmt_count(r.get('pairs'))} sentence pairs, the base model preferred the more stereotyped sentence in "
-                f"{fmt_percent(r.get('share_base'))} of pairs and the tuned model in {fmt_percent(r.get('share_tuned'))}; the mean shift "
-                f"towards the stereotyped sentence is {fmt_number(r.get('mean_shift'), 3)} (per-token log-probability; "
-                f"sign test p {fmt_p(r.get('sign_test_p'))}, Wilcoxon p {fmt_p(r.get('wilcoxon_p'))}).", "small"))
-        return out
+        return self._sentences("Likelihood pairs", self.records("likelihood_pairs", "by_category", category=category),
+                               self._pairs_sentence)
 
     def controls_block(self, category: str) -> list:
-        rows = self.records("controls", "by_category", category=category)
-        if not rows:
-            return []
-        out = self.heading("Control questions", 3)
-        for r in rows:
-            out.append(self.para(self._control_sentence(r), "small"))
-        return out
+        return self._sentences("Control questions", self.records("controls", "by_category", category=category),
+                               self._control_sentence)
+
+    def _sentences(self, title: str, rows: list[dict], sentence) -> list:  # noqa: ANN001
+        """A small heading and one sentence per row; nothing when there are no rows."""
+        return self.heading(title, 3) + [self.para(sentence(r), "small") for r in rows] if rows else []
+
+    @staticmethod
+    def _pairs_sentence(r: dict) -> str:
+        return (f"Over {fmt_count(r.get('pairs'))} sentence pairs, the base model preferred the more stereotyped sentence in "
+                f"{fmt_percent(r.get('share_base'))} of pairs and the tuned model in {fmt_percent(r.get('share_tuned'))}; the mean shift "
+                f"towards the stereotyped sentence is {fmt_number(r.get('mean_shift'), 3)} (per-token log-probability; "
+                f"sign test p {fmt_p(r.get('sign_test_p'))}, Wilcoxon p {fmt_p(r.get('wilcoxon_p'))}).")
 
     @staticmethod
     def _control_sentence(r: dict) -> str:

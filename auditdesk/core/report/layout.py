@@ -267,7 +267,8 @@ class ReportLayout:
         return "unchanged", "No change detected beyond sampling noise"
 
 
-def _signature_box_class():
+def signature_box(report: ReportLayout, field_name: str, width: float, height: float):
+    """The signature box flowable (a class made here, so that reportlab is imported only when a report is made)."""
     from reportlab.platypus import Flowable
 
     class SignatureBox(Flowable):
@@ -294,12 +295,7 @@ def _signature_box_class():
             self.report.signature_boxes[self.field_name] = (
                 canv.getPageNumber() - 1, (x, y, x + self.width, y + self.height))
 
-    return SignatureBox
-
-
-def signature_box(report: "ReportLayout", field_name: str, width: float, height: float):
-    """The signature box flowable (a function so that reportlab is imported only when a report is made)."""
-    return _signature_box_class()(report, field_name, width, height)
+    return SignatureBox(report, field_name, width, height)
 
 
 # --------------------------------------------------------------------------- page furniture
