@@ -90,12 +90,16 @@ def main(argv: list[str] | None = None) -> int:
 
     window.go("run")
     run = window.pages["run"]
+    run.confirm_long_run = lambda duration: True  # on a busy machine the estimate can pass an hour; go ahead
     run.start_run()
+
     def both_answered() -> bool:
         tuned = run.tuned_answer.toPlainText()
         return bool(tuned) and not tuned.startswith("(") or window.session.run_status == "completed"
 
-    wait(both_answered, 1800, "answers from both models")
+    wait(lambda: both_answered() or SHOWN_ERRORS, 1800, "answers from both models")
+    if SHOWN_ERRORS:
+        raise SystemExit(f"screenshots: {SHOWN_ERRORS[-1]}")
     shot("3-run")
     wait(lambda: window.session.run_status == "completed" or SHOWN_ERRORS, 1800, "the audit to finish")
     if SHOWN_ERRORS:
