@@ -101,7 +101,8 @@ def show_command(args) -> int:
         return 0
     for key in ("id", "label", "status", "created", "started", "ended", "base_model", "tuned_model",
                 "lora_adapter", "packs", "samples", "seed", "units_planned", "units_done",
-                "units_failed", "units_pending", "settings_fingerprint", "last_error"):
+                "units_failed", "units_pending", "answers_reused", "likelihoods_reused",
+                "settings_fingerprint", "last_error"):
         value = summary[key]
         if value not in (None, "", []):
             print(f"{key.replace('_', ' '):>20}: {value}")

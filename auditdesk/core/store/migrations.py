@@ -199,6 +199,19 @@ def _m003_settings_fingerprint(db: Database) -> None:
     db.conn.execute("PRAGMA user_version = 3")
 
 
+@migrations(name="004_answer_reuse")
+def _m004_answer_reuse(db: Database) -> None:
+    # An answer is fixed by its reuse key (model hashes, prompt, every sampling and
+    # engine setting, seed, sample, the batch it runs in); a unit whose key already
+    # has a stored answer in any run copies it, and `reused_from` names the source row.
+    conn = db.conn
+    conn.execute("ALTER TABLE units ADD COLUMN reuse_key TEXT")
+    conn.execute("CREATE INDEX idx_units_reuse_key ON units (reuse_key)")
+    conn.execute("ALTER TABLE answers ADD COLUMN reused_from INTEGER")
+    conn.execute("ALTER TABLE likelihoods ADD COLUMN reused_from INTEGER")
+    conn.execute("PRAGMA user_version = 4")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)
