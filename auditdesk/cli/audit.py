@@ -135,6 +135,9 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
     summary = store.run_summary(result.run_id)
     print(f"Audit run {result.run_id} {summary['status']}: {summary['units_done']} of {summary['units_planned']} "
           f"units done, {summary['units_failed']} with errors.", file=sys.stderr)
+    if summary["answers_reused"] or summary["likelihoods_reused"]:
+        print(f"Reused {summary['answers_reused']} answers and {summary['likelihoods_reused']} likelihood scores "
+              "stored by earlier runs under the same key.", file=sys.stderr)
     if result.stats.generate_seconds:
         print(f"Storing answers took {100 * result.stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
     if judge is not None:

@@ -651,19 +651,25 @@ def stored_pair_inspection(config: dict) -> dict:
     return {"lineage": pair.lineage, "weight_change": pair.weight_change}
 
 
+def analysis_embedder(store: Store, embedding_model: str | None = None):
+    """The answer embedder, caching vectors in the database (shared by every run and comparison)."""
+    from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
+
+    cache = EmbeddingCache(store.db) if not store.read_only else None
+    return SentenceTransformerEmbedder(embedding_model, cache=cache)
+
+
 def analyse_run(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
                 cancel: CancelToken | None = None, fdr: float = 0.05, embedding_model: str | None = None,
                 judge=None) -> dict:  # noqa: ANN001
     """Analyse a run's stored answers, store the findings, and return them (`judge`: a JudgeOutcome)."""
     from auditdesk.core.analysis import analyse
-    from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
     from auditdesk.core.findings_contract import VERSION
 
     answers, likelihoods, items = analysis_inputs(store, run_id)
     if not answers and not likelihoods:
         raise AuditDeskError(f"Run {run_id} has no stored answers yet; run or resume it first.")
-    cache = EmbeddingCache(store.db) if not store.read_only else None
-    embedder = SentenceTransformerEmbedder(embedding_model, cache=cache)
+    embedder = analysis_embedder(store, embedding_model)
     run = store.get_run(run_id)
     findings = analyse(answers, likelihoods, items, embedder=embedder, fdr=fdr, seed=int(run.get("seed") or 0),
                        reporter=reporter, cancel=cancel, run_info=run_info(store, run_id), judge=judge)

@@ -212,6 +212,47 @@ def _m004_answer_reuse(db: Database) -> None:
     conn.execute("PRAGMA user_version = 4")
 
 
+@migrations(name="005_monitoring")
+def _m005_monitoring(db: Database) -> None:
+    # Drift comparisons (the tuned answers of run A as "base" against run B's) and
+    # monitors: a named audit re-run on a schedule, with one row per monitored run.
+    _execute_script(
+        db.conn,
+        """
+        CREATE TABLE comparisons (
+            id INTEGER PRIMARY KEY,
+            run_a INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            run_b INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            format_version TEXT NOT NULL,
+            findings_json TEXT NOT NULL
+        );
+        CREATE INDEX idx_comparisons_runs ON comparisons (run_a, run_b);
+
+        CREATE TABLE monitors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            config_json TEXT NOT NULL,
+            every_seconds INTEGER,
+            reference_run INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            created TEXT NOT NULL
+        );
+
+        CREATE TABLE monitor_runs (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            compared_with INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            comparison_id INTEGER REFERENCES comparisons (id) ON DELETE SET NULL,
+            outcome_json TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX idx_monitor_runs_monitor ON monitor_runs (monitor_id);
+        """,
+    )
+    db.conn.execute("PRAGMA user_version = 5")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)
