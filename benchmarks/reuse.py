@@ -37,6 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=32)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--time-limit", type=float, default=600.0,
+                        help="longest time for one answer (default 600 s: on a busy machine the audit's 60 s "
+                             "cuts answers by time, and an answer cut by time is never reused)")
+    parser.add_argument("--db", type=Path, default=None, help="keep the database here (default: a temporary one)")
     parser.add_argument("--analyse", action="store_true", help="include the analysis in the timed audit")
     args = parser.parse_args(argv)
 
@@ -46,19 +50,22 @@ def main(argv: list[str] | None = None) -> int:
 
     models = demo_models()
     common = dict(base_model=str(models.base), lora_adapter=str(models.adapter), packs=args.pack or ["quick"],
-                  samples=args.samples, max_tokens=args.max_tokens, threads=args.threads)
-    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "reuse.db") as store:
+                  samples=args.samples, max_tokens=args.max_tokens, threads=args.threads, time_limit_s=args.time_limit)
+    with tempfile.TemporaryDirectory() as tmp, open_store(args.db or Path(tmp) / "reuse.db") as store:
         first, first_s = timed_audit(store, demo_config(**common, label="first tune"), analyse=args.analyse)
         second, second_s = timed_audit(store, demo_config(**common, lora_scale=0.5, label="another tune"),
                                        analyse=args.analyse)
         reused = store.reused_counts(second)
+        finish = {row["finish_reason"]: row["n"] for row in store.query(
+            "SELECT finish_reason, count(*) AS n FROM answers WHERE run_id = ? AND role = 'base' "
+            "GROUP BY finish_reason", (first,))}
         planned = store.run_summary(second)["units_planned"]
     result = {
         "packs": common["packs"], "samples": args.samples, "max_tokens": args.max_tokens,
         "analysis_timed": args.analyse, "units_planned": planned,
         "first_seconds": round(first_s, 1), "second_seconds": round(second_s, 1),
         "ratio": round(second_s / first_s, 3), "target": 0.55,
-        "second_reused": reused,
+        "second_reused": reused, "first_base_finish_reasons": finish, "time_limit_s": args.time_limit,
     }
     print(json.dumps(result, indent=1))
     return 0 if result["ratio"] <= 0.55 else 1

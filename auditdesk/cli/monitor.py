@@ -65,6 +65,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _db_option(show)
     show.set_defaults(func=show_command)
 
+    schedule = sub.add_parser("schedule", help="run the monitor on a timer (systemd user timer, or a crontab line)")
+    schedule.add_argument("name", metavar="NAME")
+    schedule.add_argument("--every", default=None, metavar="INTERVAL",
+                          help="interval (default: the monitor's --every): 30m, 12h, 7d, 2w")
+    schedule.add_argument("--dir", type=Path, default=None,
+                          help="write the systemd units here (default ~/.config/systemd/user)")
+    schedule.add_argument("--cron", action="store_true", help="print a crontab line instead of writing systemd units")
+    _db_option(schedule)
+    schedule.set_defaults(func=schedule_command)
+
+    unschedule = sub.add_parser("unschedule", help="remove the monitor's systemd units (and say how to stop them)")
+    unschedule.add_argument("name", metavar="NAME")
+    unschedule.add_argument("--dir", type=Path, default=None,
+                            help="the folder the units were written to (default ~/.config/systemd/user)")
+    unschedule.set_defaults(func=unschedule_command)
+
     remove = sub.add_parser("remove", help="delete a monitor and its timeline (its audit runs stay)")
     remove.add_argument("name", metavar="NAME")
     _db_option(remove)
@@ -182,4 +198,44 @@ def remove_command(args) -> int:
     with open_store(args.db) as store:
         remove_monitor(store, args.name)
     print(f"Removed monitor {args.name}; its audit runs stay in the database.")
+    return 0
+
+
+def schedule_command(args) -> int:
+    from auditdesk.core.errors import AuditDeskError
+    from auditdesk.core.monitoring.monitors import get_monitor, parse_every
+    from auditdesk.core.monitoring.schedule import schedule_monitor
+    from auditdesk.core.paths import default_db_path
+    from auditdesk.core.store import open_store
+
+    db = Path(args.db or default_db_path()).resolve()
+    with open_store(db) as store:
+        monitor = get_monitor(store, args.name)
+    seconds = parse_every(args.every) or monitor.every_seconds
+    if not seconds:
+        raise AuditDeskError(f"Monitor {args.name} has no interval; give one, for example --every 7d.")
+    done = schedule_monitor(args.name, db, seconds, unit_dir=args.dir, cron=args.cron)
+    if done.kind == "cron":
+        print("systemd is not running here (or --cron was given); add this line to your crontab:\n")
+        print(done.cron_line + "\n")
+    else:
+        for path in done.files:
+            print(f"Wrote {path}")
+        print("\nStart the timer with:")
+    for command in done.commands:
+        print(f"  {command}")
+    return 0
+
+
+def unschedule_command(args) -> int:
+    from auditdesk.core.monitoring.schedule import unschedule_monitor
+
+    done = unschedule_monitor(args.name, unit_dir=args.dir)
+    for path in done.files:
+        print(f"Removed {path}")
+    if not done.files:
+        print(f"No systemd units of monitor {args.name} were found.")
+    print("Then:" if done.files else "If you scheduled it with cron:")
+    for command in done.commands:
+        print(f"  {command}")
     return 0

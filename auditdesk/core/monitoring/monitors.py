@@ -203,20 +203,22 @@ def run_monitor(store: Store, name: str, *, reporter: ProgressReporter | None = 
         outcome.drift = category_statuses(drift)
         outcome.comparison_id = drift["drift"].get("comparison_id")
         before = store.latest_analysis(compared_with)
-        was_concerning = set()
-        if before is not None:
-            was_concerning = {c for c, s in category_statuses(before["findings"]).items() if s == "concerning"}
-        outcome.new_concerns = sorted(
-            {c for c, s in outcome.audit.items() if s == "concerning" and c not in was_concerning}
-            | {c for c, s in outcome.drift.items() if s == "concerning"})
+        outcome.new_concerns = new_concerns(outcome.audit, category_statuses(before["findings"]) if before else {},
+                                            outcome.drift)
     else:
-        outcome.new_concerns = sorted(c for c, s in outcome.audit.items() if s == "concerning")
+        outcome.new_concerns = new_concerns(outcome.audit, {}, {})
     with store.transaction() as conn:
         conn.execute("INSERT INTO monitor_runs (monitor_id, run_id, compared_with, comparison_id, outcome_json, "
                      "created) VALUES (?, ?, ?, ?, ?, ?)",
                      (monitor.id, job.run_id, compared_with, outcome.comparison_id,
                       json.dumps(outcome.to_dict(), sort_keys=True), outcome.created))
     return outcome
+
+
+def new_concerns(now: dict[str, str], before: dict[str, str], drift: dict[str, str]) -> list[str]:
+    """Categories concerning now (against the base) that were not before, or whose drift is concerning."""
+    return sorted({c for c, status in now.items() if status == "concerning" and before.get(c) != "concerning"}
+                  | {c for c, status in drift.items() if status == "concerning"})
 
 
 def _run_exists(store: Store, run_id: int | None) -> bool:
