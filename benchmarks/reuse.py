@@ -22,13 +22,19 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def timed_audit(store, config, *, analyse: bool) -> tuple[int, float]:
-    """One audit through the job API; its id and wall time in seconds."""
+def timed_audit(store, config, *, analyse: bool) -> tuple[int, float, dict]:
+    """One audit through the job API; its id, wall time in seconds and where the time went."""
     from auditdesk.core.audit_job import run_job
 
     started = time.monotonic()
     result = run_job(store, config=config, analyse=analyse)
-    return result.run_id, time.monotonic() - started
+    wall = time.monotonic() - started
+    tokens = {row["role"]: row["n"] for row in store.query(
+        "SELECT role, sum(completion_tokens) AS n FROM answers WHERE run_id = ? AND reused_from IS NULL "
+        "GROUP BY role", (result.run_id,))}
+    return result.run_id, wall, {"generate_seconds": round(result.stats.generate_seconds, 1),
+                                 "load_seconds": round(result.stats.load_seconds, 1),
+                                 "tokens_generated": tokens}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     common = dict(base_model=str(models.base), lora_adapter=str(models.adapter), packs=args.pack or ["quick"],
                   samples=args.samples, max_tokens=args.max_tokens, threads=args.threads, time_limit_s=args.time_limit)
     with tempfile.TemporaryDirectory() as tmp, open_store(args.db or Path(tmp) / "reuse.db") as store:
-        first, first_s = timed_audit(store, demo_config(**common, label="first tune"), analyse=args.analyse)
-        second, second_s = timed_audit(store, demo_config(**common, lora_scale=0.5, label="another tune"),
-                                       analyse=args.analyse)
+        first, first_s, first_detail = timed_audit(store, demo_config(**common, label="first tune"),
+                                                   analyse=args.analyse)
+        second, second_s, second_detail = timed_audit(
+            store, demo_config(**common, lora_scale=0.5, label="another tune"), analyse=args.analyse)
         reused = store.reused_counts(second)
         finish = {row["finish_reason"]: row["n"] for row in store.query(
             "SELECT finish_reason, count(*) AS n FROM answers WHERE run_id = ? AND role = 'base' "
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "analysis_timed": args.analyse, "units_planned": planned,
         "first_seconds": round(first_s, 1), "second_seconds": round(second_s, 1),
         "ratio": round(second_s / first_s, 3), "target": 0.55,
+        "first": first_detail, "second": second_detail,
         "second_reused": reused, "first_base_finish_reasons": finish, "time_limit_s": args.time_limit,
     }
     print(json.dumps(result, indent=1))

@@ -136,3 +136,23 @@ def test_monitor_name_is_unique(tmp_path, tiny_model, tiny_lora, capsys):
     assert main(args) == 0
     assert main(args) == 1
     assert "already a monitor called one" in capsys.readouterr().err
+
+
+def test_monitor_run_writes_junit_and_gates_like_audit(tmp_path, tiny_model, tiny_lora):
+    import xml.etree.ElementTree as ET
+
+    from auditdesk.core.report.junit import failing_categories
+
+    db = str(tmp_path / "ci.db")
+    assert main(["monitor", "add", "ci", "--base", str(tiny_model), "--lora", str(tiny_lora),
+                 "--pack", str(write_pack(tmp_path)), "--db", db, *SETTINGS]) == 0
+    junit = tmp_path / "monitor.xml"
+    code = main(["monitor", "run", "ci", "--db", db, "--quiet", "--fail-on", "changed", "--junit", str(junit),
+                 "--summary", str(tmp_path / "ci.json")])
+    outcome = json.loads((tmp_path / "ci.json").read_text())
+    with open_store(db, read_only=True) as store:
+        failing = failing_categories(store.latest_analysis(outcome["run_id"])["findings"], "changed")
+    assert code == (3 if failing or outcome["new_concerns"] else 0)
+    root = ET.parse(junit).getroot()
+    assert root.tag == "testsuites" and len(root.findall("./testsuite/testcase")) == 2
+    assert sorted(c.get("name") for c in root.iter("testcase") if c.find("failure") is not None) == sorted(failing)
