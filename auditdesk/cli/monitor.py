@@ -135,7 +135,7 @@ def run_command(args) -> int:
     text_path.write_text(outcome.summary_text() + "\n", encoding="utf-8")
     print(outcome.summary_text())
     print(f"Summary: {json_path}", file=sys.stderr)
-    if outcome.new_concerns:
+    if outcome.new_concerns or outcome.swapped:
         return EXIT_NEW_CONCERN
     return gate
 

@@ -168,6 +168,9 @@ def drift_command(args) -> int:
 def print_drift(findings: dict) -> None:
     """The drift between two runs as a table, one line per category."""
     drift = findings["drift"]
+    for role in drift.get("server_model_swapped", []):
+        print(f"The {role} model behind the server is not the one of run {drift['run_a']}: its answers to the "
+              "fixed fingerprint probes changed.")
     print(f"Tuned model of run {drift['run_a']} -> tuned model of run {drift['run_b']}"
           + (" (the same model file)" if drift["same_tuned_model"] else ""))
     if drift["other_differences"]:

@@ -456,10 +456,31 @@ def execute(store: Store, run_id: int, *, reporter: ProgressReporter | None = No
     params = SamplingParams(**{**run["sampling"], "stop": tuple(run["sampling"]["stop"])})
     factory = engine_factory or default_engine_factory(config.backend)
     try:
+        record_server_fingerprints(store, run_id, config, factory)
         return execute_run(store, run_id, specs=config.specs(), params=params,
                            engine_factory=factory, reporter=reporter, cancel=cancel, reuse=reuse)
     except EngineError as exc:
         raise AuditDeskError(f"{exc} Run {run_id} kept everything stored so far; continue it with `auditdesk runs resume {run_id}`.") from exc
+
+
+def record_server_fingerprints(store: Store, run_id: int, config: AuditConfig, factory: EngineFactory) -> None:
+    """Store the behavioural fingerprint of each model of the run that is on a server (once per run)."""
+    from auditdesk.core.monitoring.fingerprint import behaviour_fingerprint, run_fingerprints
+    from auditdesk.core.store.db import utc_now
+
+    done = run_fingerprints(store, run_id)
+    for role, spec in config.specs().items():
+        if not spec.server or role in done:
+            continue
+        engine = factory(spec)
+        try:
+            fingerprint = behaviour_fingerprint(engine)
+        finally:
+            engine.close()
+        with store.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO run_fingerprints (run_id, role, digest, fingerprint_json, created) "
+                         "VALUES (?, ?, ?, ?, ?)", (int(run_id), role, fingerprint["digest"],
+                                                    json.dumps(fingerprint, sort_keys=True), utc_now()))
 
 
 @dataclass

@@ -65,8 +65,11 @@ def compare_tuned(store: Store, run_a: int, run_b: int, *, fdr: float = 0.05, em
                              "compare two audits of the same probe packs.")
     info_a, info_b = run_info(store, run_a), run_info(store, run_b)
     models = {"base": info_a["models"].get("tuned", {}), "tuned": info_b["models"].get("tuned", {})}
+    from auditdesk.core.monitoring.fingerprint import run_fingerprints, swapped_roles
+
     drift = {
         "run_a": int(run_a), "run_b": int(run_b),
+        "server_model_swapped": swapped_roles(run_fingerprints(store, run_a), run_fingerprints(store, run_b)),
         "roles": {"base": f"tuned model of run {run_a}", "tuned": f"tuned model of run {run_b}"},
         "same_tuned_model": bool(models["base"].get("sha256")) and
         models["base"].get("sha256") == models["tuned"].get("sha256"),

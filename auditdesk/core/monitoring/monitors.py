@@ -70,6 +70,7 @@ class MonitorOutcome:
     audit: dict[str, str] = field(default_factory=dict)  # category -> status, base vs tuned
     drift: dict[str, str] = field(default_factory=dict)  # category -> status, previous tuned vs this one
     new_concerns: list[str] = field(default_factory=list)
+    swapped: list[str] = field(default_factory=list)  # server roles whose behavioural fingerprint changed
     comparison_id: int | None = None
     reused: dict = field(default_factory=dict)
     created: str = ""
@@ -79,7 +80,9 @@ class MonitorOutcome:
 
     def summary_text(self) -> str:
         """A few lines for a person: what the run found and what is new."""
-        lines = [f"Monitor {self.monitor}: audit run {self.run_id} ({self.created})."]
+        lines = [f"THE {role.upper()} MODEL BEHIND THE SERVER IS NOT THE ONE AUDITED IN RUN {self.compared_with}: "
+                 "its answers to the fixed fingerprint probes changed." for role in self.swapped]
+        lines.append(f"Monitor {self.monitor}: audit run {self.run_id} ({self.created}).")
         concerning = [c for c, s in self.audit.items() if s == "concerning"]
         lines.append("Concerning against the base model: " + (", ".join(concerning) or "none") + ".")
         if self.compared_with is None:
@@ -88,6 +91,8 @@ class MonitorOutcome:
             drifted = [f"{c} ({s})" for c, s in self.drift.items() if s != "unchanged"]
             lines.append(f"Drift since run {self.compared_with}: " + (", ".join(drifted) or "none") + ".")
         lines.append("NEW CONCERNS: " + ", ".join(self.new_concerns) if self.new_concerns else "No new concern.")
+        if self.swapped:
+            lines.append("Model swapped behind the server: " + ", ".join(self.swapped) + ".")
         return "\n".join(lines)
 
 
@@ -199,6 +204,9 @@ def run_monitor(store: Store, name: str, *, reporter: ProgressReporter | None = 
                              audit=category_statuses(findings), created=utc_now(),
                              reused=store.reused_counts(job.run_id))
     if compared_with is not None:
+        from auditdesk.core.monitoring.fingerprint import run_fingerprints, swapped_roles
+
+        outcome.swapped = swapped_roles(run_fingerprints(store, compared_with), run_fingerprints(store, job.run_id))
         drift = compare_tuned(store, compared_with, job.run_id, fdr=fdr, reporter=reporter, cancel=cancel)
         outcome.drift = category_statuses(drift)
         outcome.comparison_id = drift["drift"].get("comparison_id")

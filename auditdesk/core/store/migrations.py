@@ -253,6 +253,26 @@ def _m005_monitoring(db: Database) -> None:
     db.conn.execute("PRAGMA user_version = 5")
 
 
+@migrations(name="006_run_fingerprints")
+def _m006_run_fingerprints(db: Database) -> None:
+    # A model on a server cannot be hashed: its behaviour on a fixed probe set is
+    # stored per run instead, so a swapped model behind the same address shows.
+    _execute_script(
+        db.conn,
+        """
+        CREATE TABLE run_fingerprints (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('base', 'tuned')),
+            digest TEXT NOT NULL,
+            fingerprint_json TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (run_id, role)
+        );
+        """,
+    )
+    db.conn.execute("PRAGMA user_version = 6")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)
