@@ -156,3 +156,24 @@ def test_monitor_run_writes_junit_and_gates_like_audit(tmp_path, tiny_model, tin
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites" and len(root.findall("./testsuite/testcase")) == 2
     assert sorted(c.get("name") for c in root.iter("testcase") if c.find("failure") is not None) == sorted(failing)
+
+
+def test_monitoring_report_pdf(monitored, tmp_path):
+    from pypdf import PdfReader
+
+    from auditdesk.core.report.monitoring_pdf import SECTION_HEADINGS
+
+    _, db, _ = monitored
+    pdf = tmp_path / "monitoring.pdf"
+    assert main(["monitor", "report", "vendor", "--pdf", str(pdf), "--db", db]) == 0
+    text = " ".join(page.extract_text() for page in PdfReader(str(pdf)).pages)
+    text = " ".join(text.split())
+    for heading in SECTION_HEADINGS:
+        assert heading in text
+    with open_store(db, read_only=True) as store:
+        runs = sorted(r["id"] for r in store.list_runs())
+        adapters = {store.get_run(r)["adapter_sha256"][:16] for r in runs}
+    assert all(f"run {r}" in text for r in runs)
+    assert all(sha in text for sha in adapters)  # each run's fingerprint: the adapter's SHA-256
+    assert "customer-service" in text and "misalignment" in text
+    assert f"Tuned model of run {runs[1]} against the tuned model of run {runs[2]}" in text

@@ -81,6 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="the folder the units were written to (default ~/.config/systemd/user)")
     unschedule.set_defaults(func=unschedule_command)
 
+    report = sub.add_parser("report", help="the monitoring report PDF: timeline, last change, fingerprints")
+    report.add_argument("name", metavar="NAME")
+    report.add_argument("--pdf", type=Path, required=True, metavar="FILE", help="where to write the PDF")
+    _db_option(report)
+    report.set_defaults(func=report_command)
+
     remove = sub.add_parser("remove", help="delete a monitor and its timeline (its audit runs stay)")
     remove.add_argument("name", metavar="NAME")
     _db_option(remove)
@@ -238,4 +244,14 @@ def unschedule_command(args) -> int:
     print("Then:" if done.files else "If you scheduled it with cron:")
     for command in done.commands:
         print(f"  {command}")
+    return 0
+
+
+def report_command(args) -> int:
+    from auditdesk.core.report.monitoring_pdf import build_monitoring_report
+    from auditdesk.core.store import open_store
+
+    with open_store(args.db) as store:
+        path = build_monitoring_report(store, args.name, args.pdf)
+    print(f"Report: {path}")
     return 0
