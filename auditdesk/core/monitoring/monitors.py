@@ -168,12 +168,26 @@ def list_monitors(store: Store) -> list[dict]:
 
 
 def timeline(store: Store, name: str) -> dict:
-    """Per monitored run, each category's status against the base and its drift since the run before."""
+    """Per monitored run, each category's status against the base, its drift since the run before and its
+    concern score (`concern_scores`: category -> one value per run)."""
     monitor = get_monitor(store, name)
     outcomes = monitor_runs(store, name)
     categories = sorted({c for o in outcomes for c in (*o.audit, *o.drift)})
+    runs = [o.to_dict() for o in outcomes]
     return {"monitor": name, "every": monitor.every, "reference_run": monitor.reference_run,
-            "config": monitor.config, "categories": categories, "runs": [o.to_dict() for o in outcomes]}
+            "config": monitor.config, "categories": categories, "runs": runs,
+            "concern_scores": timeline_scores(store, runs)}
+
+
+def timeline_scores(store: Store, outcomes: list[dict]) -> dict[str, list[float | None]]:
+    """category -> concern score of each monitored run (None where the run has no analysis of it)."""
+    per_run = []
+    for outcome in outcomes:
+        latest = store.latest_analysis(outcome["run_id"]) if outcome.get("run_id") else None
+        rows = (latest or {}).get("findings", {}).get("categories", [])
+        per_run.append({row["category"]: row.get("concern_score") for row in rows})
+    categories = sorted({c for scores in per_run for c in scores})
+    return {c: [scores.get(c) for scores in per_run] for c in categories}
 
 
 def run_monitor(store: Store, name: str, *, reporter: ProgressReporter | None = None,

@@ -21,17 +21,6 @@ SECTION_HEADINGS = ["Timeline: concern score per category and run", "What change
 _MARK = {"concerning": "concerning", "changed": "changed", "unchanged": "unchanged"}
 
 
-def timeline_scores(store: Store, outcomes: list[dict]) -> dict[str, list[float | None]]:
-    """category -> concern score of each monitored run (None where the run has no analysis of it)."""
-    per_run = []
-    for outcome in outcomes:
-        latest = store.latest_analysis(outcome["run_id"]) if outcome.get("run_id") else None
-        rows = (latest or {}).get("findings", {}).get("categories", [])
-        per_run.append({row["category"]: row.get("concern_score") for row in rows})
-    categories = sorted({c for scores in per_run for c in scores})
-    return {c: [scores.get(c) for scores in per_run] for c in categories}
-
-
 def _timeline_chart(scores: dict[str, list[float | None]], run_ids: list[int], width: float):
     """One line per category: concern score against the monitored runs."""
     from reportlab.graphics.charts.lineplots import LinePlot
@@ -112,7 +101,7 @@ def build_monitoring_report(store: Store, name: str, path: str | Path) -> Path:
     if not outcomes:
         story.append(para(f"No runs yet: `auditdesk monitor run {name}` makes the first."))
     else:
-        scores = timeline_scores(store, outcomes)
+        scores = data["concern_scores"]
         story.append(_timeline_chart(scores, run_ids, width))
         shown = outcomes[-8:]
         header = ["category"] + [f"run {o['run_id']}" for o in shown]
