@@ -68,7 +68,7 @@ def test_same_model_two_seeds_nothing_flagged(two_seeds):
         findings = compare_tuned(store, 1, 2)
         stored = store.query("SELECT run_a, run_b, findings_json FROM comparisons")
     assert findings["drift"]["same_tuned_model"] is True
-    assert findings["drift"]["other_differences"] == ["the engine settings"]  # the seed
+    assert findings["drift"]["other_differences"] == ["the seed"]
     statuses = category_statuses(findings)
     assert set(statuses) == {"customer-service", "misalignment", "gender"}
     assert set(statuses.values()) == {"unchanged"}, statuses

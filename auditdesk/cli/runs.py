@@ -173,9 +173,12 @@ def print_drift(findings: dict) -> None:
               "fixed fingerprint probes changed.")
     print(f"Tuned model of run {drift['run_a']} -> tuned model of run {drift['run_b']}"
           + (" (the same model file)" if drift["same_tuned_model"] else ""))
-    if drift["other_differences"]:
-        print("  Warning: the runs differ in more than the tuned model (" + ", ".join(drift["other_differences"])
+    others = [d for d in drift["other_differences"] if d != "the seed"]
+    if others:
+        print("  Warning: the runs differ in more than the tuned model (" + ", ".join(others)
               + "), so drift need not come from the tuned model.")
+    if "the seed" in drift["other_differences"]:
+        print("  The runs used different seeds; the tests compare answer distributions, so that is expected.")
     print(f"  {drift['shared_probes']} probes compared, FDR {findings['settings']['fdr']:g}")
     print(f"\n{'CATEGORY':<32} {'STATUS':<11} {'CHANGED PROBES':>14} {'CHANGE':>7} {'CONCERN':>8}")
     for row in findings["categories"]:
