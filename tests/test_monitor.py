@@ -177,3 +177,25 @@ def test_monitoring_report_pdf(monitored, tmp_path):
     assert all(sha in text for sha in adapters)  # each run's fingerprint: the adapter's SHA-256
     assert "customer-service" in text and "misalignment" in text
     assert f"Tuned model of run {runs[1]} against the tuned model of run {runs[2]}" in text
+
+
+def test_a_reference_run_never_analysed_is_analysed_before_concerns_are_called_new(tmp_path, tiny_model, tiny_lora):
+    from auditdesk.core.audit_job import AuditConfig, plan_run, run_job
+
+    db = tmp_path / "ref.db"
+    pack = write_pack(tmp_path)
+    with open_store(db) as store:
+        config = AuditConfig(base_model=str(tiny_model), lora_adapter=str(tiny_lora), packs=[str(pack)], samples=3,
+                             max_tokens=8, seed=2, threads=2, n_ctx=256, backend="llama-inproc")
+        reference = run_job(store, config=config, analyse=False).run_id
+        assert store.latest_analysis(reference) is None
+    assert main(["monitor", "add", "ref", "--base", str(tiny_model), "--lora", str(tiny_lora), "--pack", str(pack),
+                 "--reference", str(reference), "--db", str(db), *SETTINGS]) == 0
+    code = main(["monitor", "run", "ref", "--db", str(db), "--quiet", "--summary", str(tmp_path / "ref.json")])
+    outcome = json.loads((tmp_path / "ref.json").read_text())
+    with open_store(db, read_only=True) as store:
+        before = store.latest_analysis(reference)
+    assert before is not None  # analysed from its stored answers, not treated as "nothing was concerning"
+    assert outcome["compared_with"] == reference and code == (3 if outcome["new_concerns"] else 0)
+    was = {row["category"] for row in before["findings"]["categories"] if row["concern"]}
+    assert not set(outcome["new_concerns"]) & was

@@ -224,9 +224,12 @@ def run_monitor(store: Store, name: str, *, reporter: ProgressReporter | None = 
         drift = compare_tuned(store, compared_with, job.run_id, fdr=fdr, reporter=reporter, cancel=cancel)
         outcome.drift = category_statuses(drift)
         outcome.comparison_id = drift["drift"].get("comparison_id")
+        # A reference run may never have been analysed: analyse it now (stored answers only), or
+        # every concern of this run would look new.
         before = store.latest_analysis(compared_with)
-        outcome.new_concerns = new_concerns(outcome.audit, category_statuses(before["findings"]) if before else {},
-                                            outcome.drift)
+        before_findings = before["findings"] if before else analyser(store, compared_with, reporter=reporter,
+                                                                      cancel=cancel)
+        outcome.new_concerns = new_concerns(outcome.audit, category_statuses(before_findings), outcome.drift)
     else:
         outcome.new_concerns = new_concerns(outcome.audit, {}, {})
     with store.transaction() as conn:
