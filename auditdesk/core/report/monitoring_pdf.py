@@ -48,8 +48,9 @@ def _timeline_chart(scores: dict[str, list[float | None]], run_ids: list[int], w
         plot.lines[i].strokeColor = colors.HexColor(palette[i % len(palette)])
         plot.lines[i].strokeWidth = 1.4
     drawing.add(plot)
-    for i, name in enumerate(scores):
-        x, y = 40 + (i % 3) * (width - 60) / 3, 4 + 14 * (i // 3)
+    legend_rows = (len(scores) + 2) // 3
+    for i, name in enumerate(scores):  # read left to right, top to bottom
+        x, y = 40 + (i % 3) * (width - 60) / 3, 4 + 14 * (legend_rows - 1 - i // 3)
         drawing.add(String(x, y, "— " + label(name, 34), fontName=fonts.BODY, fontSize=7,
                            fillColor=colors.HexColor(palette[i % len(palette)])))
     return drawing
