@@ -166,3 +166,16 @@ def test_same_key_gives_the_same_text_on_the_270m(tmp_path):
     assert len(texts[0]) == 2 * len(questions) * 3
     assert texts[0] == texts[1]
     assert "Paris" in " ".join(texts[0].values())
+
+
+def test_the_base_against_itself_answers_each_question_once(tmp_path, tiny_model):
+    """Tuned units with the base's keys (the same file) copy the base answers of the same run."""
+    with open_store(tmp_path / "null.db") as store:
+        log = LoadLog()
+        config = _config(tiny_model, None, lora_adapter=None, tuned_model=str(tiny_model))
+        run_id = plan_run(config, store, items=_items())
+        stats = execute(store, run_id, engine_factory=log)
+        assert log.loaded == ["base"]
+        tuned = sorted((r["unit_key"].split("/", 1)[1], r["answer"]) for r in store.answers(run_id, "tuned"))
+        base = sorted((r["unit_key"].split("/", 1)[1], r["answer"]) for r in store.answers(run_id, "base"))
+        assert tuned == base and stats.units_reused == len(store.units(run_id)) // 2

@@ -64,11 +64,12 @@ def reuse_keys(units: Sequence[PlannedUnit], *, identities: dict[str, str | None
     return keys
 
 
-def reusable_rows(store, run_id: int, units: Sequence[dict]) -> dict[int, dict]:
-    """unit id -> the stored answer (or likelihood) row another run made under the same key.
+def reusable_rows(store, units: Sequence[dict]) -> dict[int, dict]:
+    """unit id -> a stored answer (or likelihood) row made under the same key, in any run of the database.
 
-    Only complete answers qualify: no error, not cut by the time limit (that cut
-    depends on the machine's speed, not on the key).
+    The same run counts too (the base model audited against itself answers each
+    question once). Only complete answers qualify: no error, not cut by the time
+    limit (that cut depends on the machine's speed, not on the key).
     """
     keyed = {u["reuse_key"]: u for u in units if u.get("reuse_key") and u["status"] == "pending"}
     if not keyed:
@@ -81,8 +82,8 @@ def reusable_rows(store, run_id: int, units: Sequence[dict]) -> dict[int, dict]:
         chunk = keys[start:start + 500]
         rows = store.query(
             f"SELECT u.reuse_key AS reuse_key, x.* FROM units u JOIN {table} x ON x.unit_id = u.id "
-            f"WHERE u.reuse_key IN ({', '.join('?' for _ in chunk)}) AND u.run_id != ? AND x.error IS NULL{extra} "
-            "ORDER BY x.id", (*chunk, int(run_id)))
+            f"WHERE u.reuse_key IN ({', '.join('?' for _ in chunk)}) AND x.error IS NULL{extra} "
+            "ORDER BY x.id", tuple(chunk))
         for row in rows:
             unit = keyed[row["reuse_key"]]
             found.setdefault(unit["id"], row)

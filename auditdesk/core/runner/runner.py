@@ -202,7 +202,7 @@ def _copy_reused_batch(store: Store, run_id: int, batch: list[dict], stats: RunS
     pending = [u for u in batch if u["status"] == "pending"]
     if not pending or any(not u.get("reuse_key") for u in pending):
         return False
-    found = reusable_rows(store, run_id, pending)
+    found = reusable_rows(store, pending)
     if len(found) < len(pending):
         return False
     stats.units_reused += store.copy_reused(run_id, [(u, found[u["id"]]) for u in pending])
