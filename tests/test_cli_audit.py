@@ -187,10 +187,10 @@ def test_runs_list_show_compare_delete(tmp_path, tiny_model, tiny_lora, referenc
     assert [(r["id"], r["status"]) for r in listed] == [(2, "completed"), (1, "completed")]
     assert all(r["units_planned"] == r["units_done"] for r in listed)
 
-    same = json.loads(_cli("compare", "1", "2", "--json", "--db", str(db)).stdout)
+    same = json.loads(_cli("compare", "1", "2", "--texts", "--json", "--db", str(db)).stdout)
     assert same["comparable"] and same["probes"]
     assert all(p["changed"] == 0 for p in same["probes"])  # same models, same seed: nothing drifted
-    text = _cli("compare", "1", "2", "--db", str(db))
+    text = _cli("compare", "1", "2", "--texts", "--db", str(db))
     assert text.returncode == 0 and "No tuned-model answer changed" in text.stdout
 
     asked = _cli("runs", "delete", "1", "--db", str(db), stdin=subprocess.DEVNULL)  # no one to ask

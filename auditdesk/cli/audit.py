@@ -44,9 +44,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--db", type=Path, default=None, help="audit database (default: in the AuditDesk home)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the analysis JSON and the PDF report")
     parser.add_argument("--quiet", action="store_true", help="no progress bar and no time estimate")
+    from auditdesk.cli.ci import add_ci_options
     from auditdesk.cli.judge import add_judge_options
 
     add_judge_options(parser)
+    add_ci_options(parser)
     parser.set_defaults(func=run_audit_command)
 
 
@@ -91,15 +93,21 @@ def run_audit_command(args: argparse.Namespace) -> int:
                          packs=list(args.pack), base_server=args.base_server, tuned_server=args.tuned_server,
                          label=args.label, **setting_values(args))
     with open_store(args.db) as store:
-        return run_with_progress(store, config=config, out=args.out, quiet=args.quiet, judge=judge)
+        return run_with_progress(store, config=config, out=args.out, quiet=args.quiet, judge=judge,
+                                 fail_on=args.fail_on, junit=args.junit)
 
 
 def run_with_progress(store, *, config=None, run_id: int | None = None, out: Path | None,  # noqa: ANN001
-                      quiet: bool = False, judge=None) -> int:  # noqa: ANN001
+                      quiet: bool = False, judge=None, fail_on: str | None = None,  # noqa: ANN001
+                      junit: Path | None = None) -> int:
     """Plan (or continue) a run and run it with a progress bar; Ctrl-C cancels cleanly (resumable).
 
     `judge` (a JudgeChoice) grades the answers once they are all generated, before the files are written.
+    `fail_on` / `junit` analyse the run (if --out did not) and gate on its categories (exit 3, see cli.ci).
     """
+    import time
+
+    started = time.monotonic()
     from auditdesk.core import audit_job
     from auditdesk.core.progress import CancelToken
 
@@ -135,6 +143,9 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
     summary = store.run_summary(result.run_id)
     print(f"Audit run {result.run_id} {summary['status']}: {summary['units_done']} of {summary['units_planned']} "
           f"units done, {summary['units_failed']} with errors.", file=sys.stderr)
+    if summary["answers_reused"] or summary["likelihoods_reused"]:
+        print(f"Reused {summary['answers_reused']} answers and {summary['likelihoods_reused']} likelihood scores "
+              "stored by earlier runs under the same key.", file=sys.stderr)
     if result.stats.generate_seconds:
         print(f"Storing answers took {100 * result.stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
     if judge is not None:
@@ -144,8 +155,25 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
             return 130
     if out is not None:
         write_outputs(store, result.run_id, out, quiet=quiet)
+    status = 0
+    if fail_on or junit:
+        from auditdesk.cli.ci import ci_gate
+
+        status = ci_gate(stored_findings(store, result.run_id, quiet=quiet), fail_on=fail_on, junit=junit,
+                         seconds=time.monotonic() - started)
     print(result.run_id)
-    return 0
+    return status
+
+
+def stored_findings(store, run_id: int, *, quiet: bool = False) -> dict:  # noqa: ANN001
+    """The run's latest findings, analysing it first (with a progress bar) when it never was."""
+    from auditdesk.core.audit_job import analyse_run
+
+    latest = store.latest_analysis(run_id)
+    if latest is not None:
+        return latest["findings"]
+    with ProgressBar(quiet=quiet) as reporter:
+        return analyse_run(store, run_id, reporter=reporter)
 
 
 def write_outputs(store, run_id: int, out: Path, *, quiet: bool = False) -> None:  # noqa: ANN001

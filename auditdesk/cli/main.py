@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "auditdesk.cli.demo",
     "auditdesk.cli.audit",
     "auditdesk.cli.runs",
+    "auditdesk.cli.monitor",
     "auditdesk.cli.report",
     "auditdesk.cli.signing",
     "auditdesk.cli.inspect",

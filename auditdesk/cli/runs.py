@@ -42,12 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.set_defaults(func=delete_command)
 
     compare = subparsers.add_parser(
-        "compare", help="what changed between two audits of the same probes",
-        description="Compare two runs (e.g. vendor version 1 and version 2) probe by probe.",
+        "compare", help="did the tuned model drift between two audits (statistics, not text equality)",
+        description="Compare the tuned answers of two runs (e.g. vendor version 1 and version 2) with the "
+                    "audit's tests: run A's tuned answers take the base model's place, run B's the tuned model's.",
     )
     compare.add_argument("run_a", type=int, metavar="RUN_A")
     compare.add_argument("run_b", type=int, metavar="RUN_B")
     compare.add_argument("--json", action="store_true", help="print JSON")
+    compare.add_argument("--texts", action="store_true", help="only which answer texts differ, probe by probe")
+    compare.add_argument("--fdr", type=float, default=0.05, help="false discovery rate (default 0.05)")
+    compare.add_argument("--quiet", action="store_true", help="no progress bar")
     _db_option(compare)
     compare.set_defaults(func=compare_command)
 
@@ -101,7 +105,8 @@ def show_command(args) -> int:
         return 0
     for key in ("id", "label", "status", "created", "started", "ended", "base_model", "tuned_model",
                 "lora_adapter", "packs", "samples", "seed", "units_planned", "units_done",
-                "units_failed", "units_pending", "settings_fingerprint", "last_error"):
+                "units_failed", "units_pending", "answers_reused", "likelihoods_reused",
+                "settings_fingerprint", "last_error"):
         value = summary[key]
         if value not in (None, "", []):
             print(f"{key.replace('_', ' '):>20}: {value}")
@@ -142,6 +147,52 @@ def delete_command(args) -> int:
 
 
 def compare_command(args) -> int:
+    if not args.texts:
+        return drift_command(args)
+    return text_compare_command(args)
+
+
+def drift_command(args) -> int:
+    from auditdesk.cli.progress import ProgressBar
+    from auditdesk.core.monitoring.drift import compare_tuned
+
+    with _open(args, read_only=False) as store, ProgressBar(quiet=args.quiet or args.json) as reporter:
+        findings = compare_tuned(store, args.run_a, args.run_b, fdr=args.fdr, reporter=reporter)
+    if args.json:
+        print(json.dumps(findings, indent=2))
+        return 0
+    print_drift(findings)
+    return 0
+
+
+def print_drift(findings: dict) -> None:
+    """The drift between two runs as a table, one line per category."""
+    drift = findings["drift"]
+    for role in drift.get("server_model_swapped", []):
+        print(f"The {role} model behind the server is not the one of run {drift['run_a']}: its answers to the "
+              "fixed fingerprint probes changed.")
+    print(f"Tuned model of run {drift['run_a']} -> tuned model of run {drift['run_b']}"
+          + (" (the same model file)" if drift["same_tuned_model"] else ""))
+    others = [d for d in drift["other_differences"] if d != "the seed"]
+    if others:
+        print("  Warning: the runs differ in more than the tuned model (" + ", ".join(others)
+              + "), so drift need not come from the tuned model.")
+    if "the seed" in drift["other_differences"]:
+        print("  The runs used different seeds; the tests compare answer distributions, so that is expected.")
+    print(f"  {drift['shared_probes']} probes compared, FDR {findings['settings']['fdr']:g}")
+    print(f"\n{'CATEGORY':<32} {'STATUS':<11} {'CHANGED PROBES':>14} {'CHANGE':>7} {'CONCERN':>8}")
+    for row in findings["categories"]:
+        change = f"{row['change_score']:.2f}" if row["change_score"] is not None else "-"
+        print(f"{row['category']:<32} {row['status']:<11} {row['changed_probes']:>6}/{row['tested_probes']:<7} "
+              f"{change:>7} {row['concern_score']:>8.2f}")
+    flagged = [row["summary"] for row in findings["categories"] if row["status"] != "unchanged"]
+    print("\n" + ("\n".join(flagged) if flagged else "No category drifted beyond sampling noise."))
+    if drift["probes_only_in_a"] or drift["probes_only_in_b"]:
+        print(f"\nProbes in only one run: {len(drift['probes_only_in_a'])} in run {drift['run_a']}, "
+              f"{len(drift['probes_only_in_b'])} in run {drift['run_b']} (not compared).")
+
+
+def text_compare_command(args) -> int:
     from auditdesk.core.runner.compare import compare_runs
 
     with _open(args, read_only=True) as store:

@@ -309,10 +309,24 @@ def plan_run(config: AuditConfig, store: Store, *, items: Sequence[ProbeItem] | 
         "llama_cpp_version": llama_cpp_version(),
         "host_json": json.dumps(host_summary(), sort_keys=True),
     }
-    run_id = store.create_run(run, [u.to_row() for u in units], [r["content_hash"] for r in pack_records])
+    keys = unit_reuse_keys(config, hashes, units, sampling)
+    rows = [{**u.to_row(), "reuse_key": keys.get(u.unit_key)} for u in units]
+    run_id = store.create_run(run, rows, [r["content_hash"] for r in pack_records])
     store.update_run(run_id, settings_fingerprint=run_settings_fingerprint(store, run_id))
     return run_id
 
+
+def unit_reuse_keys(config: AuditConfig, hashes: dict[str, str], units, sampling: dict) -> dict[str, str]:
+    """Each unit's reuse key: the models' hashes and every setting that shapes an answer (see runner.reuse)."""
+    from auditdesk.core.engine.base import DEFAULT_MAX_SEQUENCES
+    from auditdesk.core.runner.reuse import model_identity, reuse_keys
+
+    identities = {role: model_identity(role, hashes, lora_scale=config.lora_scale, server=config.server_for(role))
+                  for role in ("base", "tuned")}
+    settings = {"sampling": sampling, "n_ctx": config.n_ctx, "threads": config.threads_or_default(),
+                "gpu_layers": config.gpu_layers, "backend": config.backend, "batch_size": config.batch_size,
+                "max_sequences": DEFAULT_MAX_SEQUENCES, "llama_cpp": llama_cpp_version(), "tool": __version__}
+    return reuse_keys(units, identities=identities, settings=settings)
 
 
 @dataclass
@@ -423,8 +437,13 @@ def interrupted_run(store: Store) -> dict | None:
 
 
 def execute(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
-            cancel: CancelToken | None = None, engine_factory: EngineFactory | None = None) -> RunStats:
-    """Run (or continue) a stored run to the end; raises RunCancelled when cancelled."""
+            cancel: CancelToken | None = None, engine_factory: EngineFactory | None = None,
+            reuse: bool = True) -> RunStats:
+    """Run (or continue) a stored run to the end; raises RunCancelled when cancelled.
+
+    `reuse`: copy answers another run of the database already made under the same
+    reuse key (same model hashes, prompt, settings, seed and batch) instead of generating them.
+    """
     run = store.get_run(run_id)
     if run["status"] == "completed":
         return RunStats(run_id=run_id, units_total=len(store.units(run_id)))
@@ -437,10 +456,31 @@ def execute(store: Store, run_id: int, *, reporter: ProgressReporter | None = No
     params = SamplingParams(**{**run["sampling"], "stop": tuple(run["sampling"]["stop"])})
     factory = engine_factory or default_engine_factory(config.backend)
     try:
+        record_server_fingerprints(store, run_id, config, factory)
         return execute_run(store, run_id, specs=config.specs(), params=params,
-                           engine_factory=factory, reporter=reporter, cancel=cancel)
+                           engine_factory=factory, reporter=reporter, cancel=cancel, reuse=reuse)
     except EngineError as exc:
         raise AuditDeskError(f"{exc} Run {run_id} kept everything stored so far; continue it with `auditdesk runs resume {run_id}`.") from exc
+
+
+def record_server_fingerprints(store: Store, run_id: int, config: AuditConfig, factory: EngineFactory) -> None:
+    """Store the behavioural fingerprint of each model of the run that is on a server (once per run)."""
+    from auditdesk.core.monitoring.fingerprint import behaviour_fingerprint, run_fingerprints
+    from auditdesk.core.store.db import utc_now
+
+    done = run_fingerprints(store, run_id)
+    for role, spec in config.specs().items():
+        if not spec.server or role in done:
+            continue
+        engine = factory(spec)
+        try:
+            fingerprint = behaviour_fingerprint(engine)
+        finally:
+            engine.close()
+        with store.transaction() as conn:
+            conn.execute("INSERT OR IGNORE INTO run_fingerprints (run_id, role, digest, fingerprint_json, created) "
+                         "VALUES (?, ?, ?, ?, ?)", (int(run_id), role, fingerprint["digest"],
+                                                    json.dumps(fingerprint, sort_keys=True), utc_now()))
 
 
 @dataclass
@@ -457,7 +497,7 @@ def run_job(store: Store, *, config: AuditConfig | None = None, run_id: int | No
             items: Sequence[ProbeItem] | None = None, analyse: bool = True, analyser=None,  # noqa: ANN001
             out_dir: str | os.PathLike | None = None, reporter: ProgressReporter | None = None,
             cancel: CancelToken | None = None, engine_factory: EngineFactory | None = None,
-            on_planned=None) -> JobResult:  # noqa: ANN001 - on_planned(run_id, units)
+            on_planned=None, reuse: bool = True) -> JobResult:  # noqa: ANN001 - on_planned(run_id, units)
     """Plan a new run from `config` (or continue run `run_id`), generate every answer, analyse, export.
 
     Raises RunCancelled when cancelled (everything stored is kept and the run resumes).
@@ -474,7 +514,8 @@ def run_job(store: Store, *, config: AuditConfig | None = None, run_id: int | No
     result = JobResult(run_id=int(run_id))
     live = LiveAnswers(reporter, store.path, run_id) if reporter is not None else None
     try:
-        result.stats = execute(store, run_id, reporter=live, cancel=cancel, engine_factory=engine_factory)
+        result.stats = execute(store, run_id, reporter=live, cancel=cancel, engine_factory=engine_factory,
+                               reuse=reuse)
     finally:
         if live is not None:
             live.close()
@@ -605,6 +646,7 @@ def run_info(store: Store, run_id: int) -> dict:
         "settings_fingerprint": run.get("settings_fingerprint") or "",
         "command": AuditConfig.from_dict(config).command() if config else "",
         "units": {k: v for k, v in summary.items() if k.startswith("units_")},
+        "reused": {"answers": summary.get("answers_reused", 0), "likelihoods": summary.get("likelihoods_reused", 0)},
     }
     return {"run": info, "models": models}
 
@@ -630,19 +672,25 @@ def stored_pair_inspection(config: dict) -> dict:
     return {"lineage": pair.lineage, "weight_change": pair.weight_change}
 
 
+def analysis_embedder(store: Store, embedding_model: str | None = None):
+    """The answer embedder, caching vectors in the database (shared by every run and comparison)."""
+    from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
+
+    cache = EmbeddingCache(store.db) if not store.read_only else None
+    return SentenceTransformerEmbedder(embedding_model, cache=cache)
+
+
 def analyse_run(store: Store, run_id: int, *, reporter: ProgressReporter | None = None,
                 cancel: CancelToken | None = None, fdr: float = 0.05, embedding_model: str | None = None,
                 judge=None) -> dict:  # noqa: ANN001
     """Analyse a run's stored answers, store the findings, and return them (`judge`: a JudgeOutcome)."""
     from auditdesk.core.analysis import analyse
-    from auditdesk.core.analysis.embeddings import EmbeddingCache, SentenceTransformerEmbedder
     from auditdesk.core.findings_contract import VERSION
 
     answers, likelihoods, items = analysis_inputs(store, run_id)
     if not answers and not likelihoods:
         raise AuditDeskError(f"Run {run_id} has no stored answers yet; run or resume it first.")
-    cache = EmbeddingCache(store.db) if not store.read_only else None
-    embedder = SentenceTransformerEmbedder(embedding_model, cache=cache)
+    embedder = analysis_embedder(store, embedding_model)
     run = store.get_run(run_id)
     findings = analyse(answers, likelihoods, items, embedder=embedder, fdr=fdr, seed=int(run.get("seed") or 0),
                        reporter=reporter, cancel=cancel, run_info=run_info(store, run_id), judge=judge)

@@ -41,6 +41,7 @@ STEPS = [
     ("report", "&5  Report"),
     ("history", "&6  History"),
     ("ask", "&7  Ask both"),
+    ("monitoring", "&8  Monitoring"),
 ]
 
 
@@ -73,6 +74,7 @@ class MainWindow(QMainWindow):
         from auditdesk.ui.pages.ask import AskPage
         from auditdesk.ui.pages.history import HistoryPage
         from auditdesk.ui.pages.models import ModelsPage
+        from auditdesk.ui.pages.monitoring import MonitoringPage
         from auditdesk.ui.pages.probes import ProbesPage
         from auditdesk.ui.pages.report import ReportPage
         from auditdesk.ui.pages.results import ResultsPage
@@ -82,7 +84,8 @@ class MainWindow(QMainWindow):
                               show_status=self.statusBar().showMessage, resume_run=self.resume_run,
                               verify_report=self.verify_report)
         pages = {"models": ModelsPage, "probes": ProbesPage, "run": RunPage, "results": ResultsPage,
-                 "report": ReportPage, "history": HistoryPage, "ask": AskPage}
+                 "report": ReportPage, "history": HistoryPage, "ask": AskPage,
+                 "monitoring": MonitoringPage}
         self.pages = {key: page(context) for key, page in pages.items()}
         self.nav = QListWidget()
         self.nav.setAccessibleName("Audit steps")
@@ -206,6 +209,7 @@ class MainWindow(QMainWindow):
             "report": s.run_ready,
             "history": True,
             "ask": s.models.chosen,
+            "monitoring": True,
         }[key]
 
     def _locked_reason(self, key: str) -> str:
@@ -301,6 +305,22 @@ class MainWindow(QMainWindow):
         if answer == QMessageBox.StandardButton.Yes:
             self.resume_run(int(run["id"]))
 
+    def notify_monitor_concerns(self) -> None:
+        """Say in the status bar when a monitor's last run (often a scheduled one) found a new concern."""
+        from auditdesk.ui import backend
+
+        try:
+            found = backend.new_monitor_concerns(self.session.db_path)
+        except Exception:  # noqa: BLE001 - a damaged database is reported when used, not at startup
+            return
+        if not found:
+            return
+        parts = [f"{o['monitor']} (run {o['run_id']}): " + ", ".join(
+            [f"{role} model swapped on its server" for role in o.get("swapped") or []] + o["new_concerns"])
+            for o in found]
+        self.monitor_notice = "New concern found by a monitor — " + "; ".join(parts) + ". See Monitoring (Ctrl+8)."
+        self.statusBar().showMessage(self.monitor_notice)
+
     def resume_run(self, run_id: int) -> None:
         self.session.set_run(run_id, "cancelled")
         self.update_steps()
@@ -356,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     install_excepthook(lambda: window)
     window.show()
     QTimer.singleShot(0, window.offer_resume)
+    QTimer.singleShot(0, window.notify_monitor_concerns)
     if args.demo:
         QTimer.singleShot(0, window.pages["models"].use_demo_models)
     code = app.exec()

@@ -229,3 +229,29 @@ def verify_report_file(pdf: str, evidence: str = ""):
     from auditdesk.core.evidence.verify import verify_report
 
     return verify_report(pdf, evidence=evidence or None)
+
+
+def monitoring_overview(db_path: str) -> dict:
+    """Every monitor with its last result, and each monitor's timeline (for the Monitoring page)."""
+    from auditdesk.core.monitoring.monitors import list_monitors, timeline
+
+    if not Path(db_path).exists():
+        return {"monitors": [], "timelines": {}}
+    with open_store(db_path) as store:
+        monitors = list_monitors(store)
+        return {"monitors": monitors, "timelines": {m["name"]: timeline(store, m["name"]) for m in monitors}}
+
+
+def new_monitor_concerns(db_path: str | Path) -> list[dict]:
+    """The last run of each monitor when it found a new concern or a swapped server model."""
+    from auditdesk.core.monitoring.monitors import list_monitors, monitor_runs
+
+    if not Path(db_path).exists():
+        return []
+    with open_store(db_path, read_only=True) as store:
+        found = []
+        for monitor in list_monitors(store):
+            outcomes = monitor_runs(store, monitor["name"])
+            if outcomes and (outcomes[-1].new_concerns or outcomes[-1].swapped):
+                found.append(outcomes[-1].to_dict())
+        return found

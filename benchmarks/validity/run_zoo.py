@@ -6,8 +6,8 @@
 ORGANISM is a folder name under benchmarks/validity/organisms/ whose
 adapter.lora.gguf was made by train_organism.py, or "null" (the base against
 itself). The base model's answers are the same for every organism (same
-model, prompts, settings and seeds), so they are generated once per database
-and copied into later runs after checking that model, prompt and seed match.
+model, prompts, settings and seeds), so the audit job generates them once per
+database and copies them into later runs (answers reused under the same key).
 One JSON file per organism is written under --results: expected vs got and
 every category's scores; make_table.py turns them into docs/validity.md.
 """
@@ -28,33 +28,6 @@ def bundled_packs() -> list[str]:
     from auditdesk.core.probes.loader import find_packs
 
     return sorted(ref.id for ref in find_packs() if ref.source == "bundled" and ref.id != "quick")
-
-
-def reuse_base_answers(store, run_id: int) -> int:
-    """Copy base answers stored by an earlier run of the same base model, prompts, settings and seeds."""
-    from auditdesk.core.engine.base import Answer
-
-    run = store.get_run(run_id)
-    cfg = run["config"]
-    same = ("base_model", "samples", "max_tokens", "seed", "n_ctx", "temperature", "top_p", "top_k", "prompt_format")
-    donors = [r for r in store.list_runs() if r["id"] != run_id and r["status"] == "completed"
-              and all(r["config"].get(k) == cfg.get(k) for k in same)]
-    if not donors:
-        return 0
-    donor = donors[0]["id"]
-    stored = {(a["unit_key"], a["prompt"], a["seed"]): a for a in store.answers(donor, role="base")}
-    copied = 0
-    for unit in store.units(run_id):
-        if unit["role"] != "base" or unit["unit_type"] != "generate" or unit["status"] != "pending":
-            continue
-        a = stored.get((unit["unit_key"], unit["prompt"], unit["seed"]))
-        if a is None or a["error"]:
-            continue
-        answer = Answer(key=unit["unit_key"], text=a["answer"], prompt_tokens=a["prompt_tokens"],
-                        completion_tokens=a["completion_tokens"], finish_reason=a["finish_reason"],
-                        seconds=a["seconds"])
-        copied += store.record_answer(run_id, unit, answer)
-    return copied
 
 
 def save_answers(store, run_id: int, folder: Path, name: str) -> None:
@@ -142,9 +115,9 @@ def main(argv: list[str] | None = None) -> int:
                 copied = json.loads(old.read_text())["base_answers_reused"] if old.exists() else 0
             else:
                 run_id = plan_run(config, store)
-                copied = reuse_base_answers(store, run_id)
-                print(f"[{name}] run {run_id}: {copied} base answers reused", file=sys.stderr)
-                execute(store, run_id)
+                execute(store, run_id)  # the audit job reuses answers stored under the same key
+                copied = store.reused_counts(run_id)["answers_reused"]
+                print(f"[{name}] run {run_id}: {copied} answers reused", file=sys.stderr)
             t1 = time.monotonic()
             findings = analyse_run(store, run_id)
             save_answers(store, run_id, args.results, name)

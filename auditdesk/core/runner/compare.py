@@ -119,9 +119,11 @@ def fingerprint_differences(store: Store, run_a: int, run_b: int) -> list[str]:
         differences.append("the probe packs")
     if runs[0].get("sampling") != runs[1].get("sampling"):
         differences.append("the sampling settings")
-    configs = [{k: v for k, v in (r.get("config") or {}).items() if k not in _WHERE_KEYS} for r in runs]
+    configs = [{k: v for k, v in (r.get("config") or {}).items() if k not in _WHERE_KEYS | {"seed"}} for r in runs]
     if configs[0] != configs[1]:
         differences.append("the engine settings")
+    if (runs[0].get("config") or {}).get("seed") != (runs[1].get("config") or {}).get("seed"):
+        differences.append("the seed")
     if runs[0].get("prompt_format") != runs[1].get("prompt_format"):
         differences.append("the prompt format")
     if runs[0].get("tool_version") != runs[1].get("tool_version"):

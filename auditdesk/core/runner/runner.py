@@ -38,6 +38,7 @@ class RunStats:
     units_total: int = 0
     units_stored: int = 0  # stored by this execution
     units_failed: int = 0
+    units_reused: int = 0  # copied from another run's answers under the same reuse key
     duplicates_discarded: int = 0
     duplicates_differing: int = 0  # a redone unit whose new answer differs from the stored one
     completion_tokens: int = 0
@@ -61,8 +62,14 @@ def execute_run(
     engine_factory: EngineFactory,
     reporter: ProgressReporter | None = None,
     cancel: CancelToken | None = None,
+    reuse: bool = True,
 ) -> RunStats:
-    """Run every unit of `run_id` not yet stored; mark the run completed, cancelled or failed."""
+    """Run every unit of `run_id` not yet stored; mark the run completed, cancelled or failed.
+
+    With `reuse`, a batch whose every pending unit has an answer stored under the
+    same reuse key (in any run of the database) is copied instead of generated; a
+    batch only partly found is generated whole, as planned.
+    """
     reporter = reporter or NullReporter()
     cancel = cancel or CancelToken()
     units = store.units(run_id)
@@ -101,6 +108,12 @@ def execute_run(
             batches = [list(b) for _, b in groupby((u for u in units if u["role"] == role),
                                                    key=lambda u: u["batch_no"])]
             todo = [b for b in batches if any(u["status"] == "pending" for u in b)]
+            if reuse and todo:
+                before = stats.units_reused
+                todo = [b for b in todo if not _copy_reused_batch(store, run_id, b, stats)]
+                if stats.units_reused > before:
+                    done = sum(1 for u in units if u["status"] != "pending")
+                    report("reuse", batches[-1][-1])
             if not todo:
                 continue
             checkpoint()
@@ -180,6 +193,22 @@ def execute_run(
     store.set_status(run_id, "completed", ended=utc_now(), runner_pid=None)
     stats.engine_info = engine_info
     return stats
+
+
+def _copy_reused_batch(store: Store, run_id: int, batch: list[dict], stats: RunStats) -> bool:
+    """Copy the stored answers of a batch whose every pending unit was answered under the same key."""
+    from auditdesk.core.runner.reuse import reusable_rows
+
+    pending = [u for u in batch if u["status"] == "pending"]
+    if not pending or any(not u.get("reuse_key") for u in pending):
+        return False
+    found = reusable_rows(store, pending)
+    if len(found) < len(pending):
+        return False
+    stats.units_reused += store.copy_reused(run_id, [(u, found[u["id"]]) for u in pending])
+    for unit in pending:
+        unit["status"] = "done"
+    return True
 
 
 def _run_likelihood_batch(store: Store, run_id: int, engine: Engine, batch: list[dict], stats: RunStats) -> int:

@@ -204,7 +204,7 @@ class Store:
             unit_columns = (
                 "unit_key", "position", "role", "unit_type", "pack_id", "probe_id", "variant",
                 "category", "kind", "sample_index", "seed", "prompt", "batch_no", "item_json",
-            )
+            ) + (("reuse_key",) if units and "reuse_key" in units[0] else ())
             conn.executemany(
                 f"INSERT INTO units (run_id, {', '.join(unit_columns)}) "
                 f"VALUES (?, {', '.join('?' for _ in unit_columns)})",
@@ -270,7 +270,17 @@ class Store:
             "seed": run["seed"],
             "settings_fingerprint": run.get("settings_fingerprint") or "",
             "last_error": run["last_error"],
+            **self.reused_counts(run["id"]),
         }
+
+    def reused_counts(self, run_id: int) -> dict:
+        """How many of a run's answers and likelihood scores were copied from other runs, not generated."""
+        counts = {}
+        for table, name in (("answers", "answers_reused"), ("likelihoods", "likelihoods_reused")):
+            counts[name] = self.conn.execute(
+                f"SELECT count(*) FROM {table} WHERE run_id = ? AND reused_from IS NOT NULL", (int(run_id),)
+            ).fetchone()[0]
+        return counts
 
     def answers_by_probe(self, run_id: int) -> dict:
         """A run's answers per probe for browsing: {"answers": {probe: {role: [...]}}, "prompts": {probe:
@@ -348,6 +358,41 @@ class Store:
             if inserted:
                 conn.execute("UPDATE units SET status = ? WHERE id = ?", (status, unit["id"]))
         return inserted
+
+    def copy_reused(self, run_id: int, found: list[tuple[dict, dict]]) -> int:
+        """Store (unit, source row) pairs as this run's answers or scores, in one transaction.
+
+        The copy keeps the source's text, tokens and finish reason, and names the
+        source row in `reused_from`; each unit is marked done.
+        """
+        if not found:
+            return 0
+        stored = 0
+        with self.transaction() as conn:
+            for unit, source in found:
+                if unit["unit_type"] == "likelihood":
+                    cursor = conn.execute(
+                        "INSERT OR IGNORE INTO likelihoods (run_id, unit_id, unit_key, role, pack_id, probe_id, "
+                        "variant, category, text, logprob, n_tokens, error, created, reused_from) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                        (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
+                         unit["probe_id"], unit["variant"], unit["category"], unit["prompt"],
+                         source["logprob"], source["n_tokens"], utc_now(), source["id"]))
+                else:
+                    cursor = conn.execute(
+                        "INSERT OR IGNORE INTO answers (run_id, unit_id, unit_key, role, pack_id, probe_id, "
+                        "variant, category, sample_index, seed, prompt, answer, prompt_tokens, "
+                        "completion_tokens, finish_reason, seconds, error, created, reused_from) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                        (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
+                         unit["probe_id"], unit["variant"], unit["category"], unit["sample_index"],
+                         unit["seed"], unit["prompt"], source["answer"], source["prompt_tokens"],
+                         source["completion_tokens"], source["finish_reason"], source["seconds"],
+                         utc_now(), source["id"]))
+                if cursor.rowcount == 1:
+                    stored += 1
+                    conn.execute("UPDATE units SET status = 'done' WHERE id = ?", (unit["id"],))
+        return stored
 
     def answers(self, run_id: int, role: str | None = None) -> list[dict]:
         sql = "SELECT * FROM answers WHERE run_id = ?"

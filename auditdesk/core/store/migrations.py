@@ -199,6 +199,80 @@ def _m003_settings_fingerprint(db: Database) -> None:
     db.conn.execute("PRAGMA user_version = 3")
 
 
+@migrations(name="004_answer_reuse")
+def _m004_answer_reuse(db: Database) -> None:
+    # An answer is fixed by its reuse key (model hashes, prompt, every sampling and
+    # engine setting, seed, sample, the batch it runs in); a unit whose key already
+    # has a stored answer in any run copies it, and `reused_from` names the source row.
+    conn = db.conn
+    conn.execute("ALTER TABLE units ADD COLUMN reuse_key TEXT")
+    conn.execute("CREATE INDEX idx_units_reuse_key ON units (reuse_key)")
+    conn.execute("ALTER TABLE answers ADD COLUMN reused_from INTEGER")
+    conn.execute("ALTER TABLE likelihoods ADD COLUMN reused_from INTEGER")
+    conn.execute("PRAGMA user_version = 4")
+
+
+@migrations(name="005_monitoring")
+def _m005_monitoring(db: Database) -> None:
+    # Drift comparisons (the tuned answers of run A as "base" against run B's) and
+    # monitors: a named audit re-run on a schedule, with one row per monitored run.
+    _execute_script(
+        db.conn,
+        """
+        CREATE TABLE comparisons (
+            id INTEGER PRIMARY KEY,
+            run_a INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            run_b INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            format_version TEXT NOT NULL,
+            findings_json TEXT NOT NULL
+        );
+        CREATE INDEX idx_comparisons_runs ON comparisons (run_a, run_b);
+
+        CREATE TABLE monitors (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            config_json TEXT NOT NULL,
+            every_seconds INTEGER,
+            reference_run INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            created TEXT NOT NULL
+        );
+
+        CREATE TABLE monitor_runs (
+            id INTEGER PRIMARY KEY,
+            monitor_id INTEGER NOT NULL REFERENCES monitors (id) ON DELETE CASCADE,
+            run_id INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            compared_with INTEGER REFERENCES runs (id) ON DELETE SET NULL,
+            comparison_id INTEGER REFERENCES comparisons (id) ON DELETE SET NULL,
+            outcome_json TEXT NOT NULL,
+            created TEXT NOT NULL
+        );
+        CREATE INDEX idx_monitor_runs_monitor ON monitor_runs (monitor_id);
+        """,
+    )
+    db.conn.execute("PRAGMA user_version = 5")
+
+
+@migrations(name="006_run_fingerprints")
+def _m006_run_fingerprints(db: Database) -> None:
+    # A model on a server cannot be hashed: its behaviour on a fixed probe set is
+    # stored per run instead, so a swapped model behind the same address shows.
+    _execute_script(
+        db.conn,
+        """
+        CREATE TABLE run_fingerprints (
+            run_id INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+            role TEXT NOT NULL CHECK (role IN ('base', 'tuned')),
+            digest TEXT NOT NULL,
+            fingerprint_json TEXT NOT NULL,
+            created TEXT NOT NULL,
+            PRIMARY KEY (run_id, role)
+        );
+        """,
+    )
+    db.conn.execute("PRAGMA user_version = 6")
+
+
 # Append new migrations above this line; never edit one that has shipped.
 MIGRATION_NAMES = [m.name for m in migrations._migrations]
 SCHEMA_VERSION = len(MIGRATION_NAMES)
