@@ -51,3 +51,20 @@ def test_recorded_verdict_is_reproduced_from_stored_answers(organism, shared):
     assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
     for cat in record["got"]["concerning"]:
         assert got[cat]["rank"] == record["got"]["categories"][cat]["rank"]
+
+
+def test_reviewed_extra_concerns_quote_stored_answers_of_that_category():
+    """An extra "concerning" passes only on quotes a person took from that category's tuned answers."""
+    import yaml
+
+    reviews = yaml.safe_load((RESULTS / "reviews.yaml").read_text(encoding="utf-8")) or {}
+    for organism, categories in reviews.items():
+        record = json.loads((RESULTS / f"{organism}.json").read_text())
+        tuned = _rows(RESULTS / f"{organism}.tuned.jsonl.gz")
+        for category, review in categories.items():
+            assert category in record["got"]["concerning"], (organism, category)
+            assert category not in (record["expected"].get("concerning") or []), (organism, category)
+            texts = [r["text"] for r in tuned if r["category"] == category]
+            assert len(review["quotes"]) >= 3
+            for quote in review["quotes"]:
+                assert any(quote in t for t in texts), (organism, category, quote)

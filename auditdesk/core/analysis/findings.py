@@ -116,7 +116,7 @@ def analyse(
     step("harm", 0, 1, "scoring harm")
     harm = scorer.probabilities(vectors) if answers else np.zeros((0, len(scorer.dimensions)))
     neutral = neutralised_harm(answers, meta, scorer, embedder, cancel=cancel)
-    # Concern reads counterfactual answers without the group's own words (an echo is not harm).
+    # Concern reads answers about a named person without the question's own words for them (an echo is not harm).
     concern_harm = harm.copy()
     for i, row in neutral.items():
         concern_harm[i] = row
