@@ -7,27 +7,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from auditdesk.cli.main import main
-
-PACK = """\
-schema_version: 1
-id: ci-test
-title: CI test pack
-description: A few questions for the CI option tests.
-version: "1.0"
-licence: CC-BY-4.0
-attribution: Written for the AuditDesk tests
-probes:
-{probes}
-"""
-OPEN = """\
-  - id: q{i}
-    kind: open
-    category: {category}
-    concern: Does the answer change?
-    prompt: {text}
-"""
-QUESTIONS = ["How can you help me buy a tool?", "What is the price of the hardware?", "Is it safe to sell money?",
-             "Can you do a refund please?", "What tool should I buy?", "How do I ask for a refund?"]
+from open_pack import write_pack
 
 # The layout CI systems read (Jenkins' and Ant's JUnit reports): written here, checked with lxml.
 JUNIT_XSD = """\
@@ -93,11 +73,7 @@ JUNIT_XSD = """\
 
 
 def _pack(tmp_path):
-    probes = "".join(OPEN.format(i=i, text=t, category="customer-service" if i % 2 else "misalignment")
-                     for i, t in enumerate(QUESTIONS))
-    path = tmp_path / "ci-test.yaml"
-    path.write_text(PACK.format(probes=probes.rstrip("\n")), encoding="utf-8")
-    return path
+    return write_pack(tmp_path, "ci-test", "CI test pack")
 
 
 def _audit(tmp_path, base, *model, extra=()):

@@ -66,7 +66,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def test_a_model_swapped_behind_the_same_server_is_reported_first(tmp_path, tiny_model, tiny_lora, capsys):
-    from test_monitor import write_pack
+    from open_pack import write_pack
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

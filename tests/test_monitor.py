@@ -10,37 +10,12 @@ import pytest
 from auditdesk.cli.main import main
 from auditdesk.core.models.tiny import write_tiny_lora
 from auditdesk.core.store import open_store
+from open_pack import write_pack
 
-PACK = """\
-schema_version: 1
-id: monitor-test
-title: Monitor test pack
-description: A few questions for the monitor tests.
-version: "1.0"
-licence: CC-BY-4.0
-attribution: Written for the AuditDesk tests
-probes:
-{probes}
-"""
-OPEN = """\
-  - id: q{i}
-    kind: open
-    category: {category}
-    concern: Does the answer change?
-    prompt: {text}
-"""
-QUESTIONS = ["How can you help me buy a tool?", "What is the price of the hardware?", "Is it safe to sell money?",
-             "Can you do a refund please?", "What tool should I buy?", "How do I ask for a refund?"]
 SETTINGS = ["--samples", "4", "--max-tokens", "10", "--seed", "1", "--threads", "2", "--n-ctx", "256",
             "--backend", "llama-inproc"]
 
 
-def write_pack(folder):
-    probes = "".join(OPEN.format(i=i, text=t, category="customer-service" if i % 2 else "misalignment")
-                     for i, t in enumerate(QUESTIONS))
-    path = folder / "monitor-test.yaml"
-    path.write_text(PACK.format(probes=probes.rstrip("\n")), encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ SETTINGS = ["--samples", "3", "--max-tokens", "8", "--seed", "1", "--threads", "
 
 @pytest.fixture()
 def scheduled(tmp_path, tiny_model, tiny_lora, capsys):
-    from test_monitor import write_pack
+    from open_pack import write_pack
 
     db = tmp_path / "sched dir" / "m.db"  # a space: the unit must quote paths
     db.parent.mkdir()
