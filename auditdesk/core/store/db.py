@@ -322,42 +322,53 @@ class Store:
         """The run's plan in execution order."""
         return self.query("SELECT * FROM units WHERE run_id = ? ORDER BY position", (int(run_id),))
 
+    @staticmethod
+    def _insert_answer(conn, run_id: int, unit: dict, text: str, prompt_tokens: int, completion_tokens: int,
+                       finish_reason, seconds: float, error, reused_from=None) -> bool:  # noqa: ANN001
+        """One answer row for `unit`, its unit marked done (or failed); False if it was already stored."""
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO answers (run_id, unit_id, unit_key, role, pack_id, probe_id, "
+            "variant, category, sample_index, seed, prompt, answer, prompt_tokens, "
+            "completion_tokens, finish_reason, seconds, error, created, reused_from) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
+             unit["probe_id"], unit["variant"], unit["category"], unit["sample_index"],
+             unit["seed"], unit["prompt"], text, prompt_tokens, completion_tokens, finish_reason,
+             seconds, error, utc_now(), reused_from),
+        )
+        if cursor.rowcount != 1:
+            return False
+        conn.execute("UPDATE units SET status = ? WHERE id = ?", ("failed" if error else "done", unit["id"]))
+        return True
+
+    @staticmethod
+    def _insert_likelihood(conn, run_id: int, unit: dict, logprob: float | None, n_tokens: int | None,
+                           error, reused_from=None) -> bool:  # noqa: ANN001
+        """One likelihood row for `unit`, its unit marked done (or failed); False if it was already stored."""
+        cursor = conn.execute(
+            "INSERT OR IGNORE INTO likelihoods (run_id, unit_id, unit_key, role, pack_id, "
+            "probe_id, variant, category, text, logprob, n_tokens, error, created, reused_from) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
+             unit["probe_id"], unit["variant"], unit["category"], unit["prompt"],
+             logprob, n_tokens, error, utc_now(), reused_from),
+        )
+        if cursor.rowcount != 1:
+            return False
+        conn.execute("UPDATE units SET status = ? WHERE id = ?", ("failed" if error else "done", unit["id"]))
+        return True
+
     def record_answer(self, run_id: int, unit: dict, answer) -> bool:
         """Store one answer in its own transaction; False if it was already stored."""
-        status = "failed" if answer.error else "done"
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO answers (run_id, unit_id, unit_key, role, pack_id, probe_id, "
-                "variant, category, sample_index, seed, prompt, answer, prompt_tokens, "
-                "completion_tokens, finish_reason, seconds, error, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
-                 unit["probe_id"], unit["variant"], unit["category"], unit["sample_index"],
-                 unit["seed"], unit["prompt"], answer.text or "", int(answer.prompt_tokens),
-                 int(answer.completion_tokens), answer.finish_reason, float(answer.seconds),
-                 answer.error, utc_now()),
-            )
-            inserted = cursor.rowcount == 1
-            if inserted:
-                conn.execute("UPDATE units SET status = ? WHERE id = ?", (status, unit["id"]))
-        return inserted
+            return self._insert_answer(conn, run_id, unit, answer.text or "", int(answer.prompt_tokens),
+                                       int(answer.completion_tokens), answer.finish_reason, float(answer.seconds),
+                                       answer.error)
 
     def record_likelihood(self, run_id: int, unit: dict, logprob: float | None,
                           n_tokens: int | None, error: str | None = None) -> bool:
-        status = "failed" if error else "done"
         with self.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO likelihoods (run_id, unit_id, unit_key, role, pack_id, "
-                "probe_id, variant, category, text, logprob, n_tokens, error, created) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
-                 unit["probe_id"], unit["variant"], unit["category"], unit["prompt"],
-                 logprob, n_tokens, error, utc_now()),
-            )
-            inserted = cursor.rowcount == 1
-            if inserted:
-                conn.execute("UPDATE units SET status = ? WHERE id = ?", (status, unit["id"]))
-        return inserted
+            return self._insert_likelihood(conn, run_id, unit, logprob, n_tokens, error)
 
     def copy_reused(self, run_id: int, found: list[tuple[dict, dict]]) -> int:
         """Store (unit, source row) pairs as this run's answers or scores, in one transaction.
@@ -371,27 +382,12 @@ class Store:
         with self.transaction() as conn:
             for unit, source in found:
                 if unit["unit_type"] == "likelihood":
-                    cursor = conn.execute(
-                        "INSERT OR IGNORE INTO likelihoods (run_id, unit_id, unit_key, role, pack_id, probe_id, "
-                        "variant, category, text, logprob, n_tokens, error, created, reused_from) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                        (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
-                         unit["probe_id"], unit["variant"], unit["category"], unit["prompt"],
-                         source["logprob"], source["n_tokens"], utc_now(), source["id"]))
+                    stored += self._insert_likelihood(conn, run_id, unit, source["logprob"], source["n_tokens"], None,
+                                                      source["id"])
                 else:
-                    cursor = conn.execute(
-                        "INSERT OR IGNORE INTO answers (run_id, unit_id, unit_key, role, pack_id, probe_id, "
-                        "variant, category, sample_index, seed, prompt, answer, prompt_tokens, "
-                        "completion_tokens, finish_reason, seconds, error, created, reused_from) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
-                        (int(run_id), unit["id"], unit["unit_key"], unit["role"], unit["pack_id"],
-                         unit["probe_id"], unit["variant"], unit["category"], unit["sample_index"],
-                         unit["seed"], unit["prompt"], source["answer"], source["prompt_tokens"],
-                         source["completion_tokens"], source["finish_reason"], source["seconds"],
-                         utc_now(), source["id"]))
-                if cursor.rowcount == 1:
-                    stored += 1
-                    conn.execute("UPDATE units SET status = 'done' WHERE id = ?", (unit["id"],))
+                    stored += self._insert_answer(conn, run_id, unit, source["answer"], source["prompt_tokens"],
+                                                  source["completion_tokens"], source["finish_reason"],
+                                                  source["seconds"], None, source["id"])
         return stored
 
     def answers(self, run_id: int, role: str | None = None) -> list[dict]:
