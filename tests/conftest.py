@@ -44,49 +44,20 @@ def llama_server():
     Servers are shared within a test module (one per argument list) and stopped at
     its end, so later tests that check for leftover child processes see none.
     """
-    import json
-    import socket
     import subprocess
-    import sys
-    import time
-    import urllib.request
+
+    from llama_server import free_port, serve, stop
 
     pytest.importorskip("fastapi", reason="llama_cpp.server needs its [server] extras (dev dependency)")
     started: dict[tuple, tuple[str, subprocess.Popen]] = {}
 
     def start(model, *args: str) -> str:
         key = (str(model), *args)
-        if key in started:
-            return started[key][0]
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-             "--port", str(port), "--n_ctx", "512", "--n_threads", "2", *args],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{url}/v1/models", timeout=1) as reply:
-                    json.loads(reply.read())
-                break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            proc.kill()
-            pytest.fail("llama_cpp.server did not start within 60 s")
-        started[key] = (url, proc)
-        return url
+        if key not in started:
+            port = free_port()
+            started[key] = (f"http://127.0.0.1:{port}", serve(model, port, *args))
+        return started[key][0]
 
     yield start
     for _, proc in started.values():
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)

@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-
-import pytest
 
 from auditdesk.cli.main import main
 from auditdesk.core.engine import ModelSpec, open_engine
 from auditdesk.core.monitoring.fingerprint import behaviour_fingerprint, swapped_roles
 from auditdesk.core.store import open_store
+from llama_server import free_port, serve, stop
 
 
 def _fingerprint(model, lora=None):
@@ -36,44 +30,13 @@ def test_fingerprint_is_stable_for_a_model_and_differs_for_another(tiny_model, t
     assert swapped_roles({}, {"tuned": other}) == []  # nothing to compare with: not a swap
 
 
-def _serve(port: int, model, *extra: str) -> subprocess.Popen:
-    """A real llama_cpp.server on 127.0.0.1:port, ready to answer."""
-    pytest.importorskip("fastapi", reason="llama_cpp.server needs its [server] extras (dev dependency)")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "512", "--n_threads", "2", *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {proc.stderr.read().decode()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=1) as reply:
-                json.loads(reply.read())
-            return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    pytest.fail("llama_cpp.server did not start within 60 s")
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 def test_a_model_swapped_behind_the_same_server_is_reported_first(tmp_path, tiny_model, tiny_lora, capsys):
     from open_pack import write_pack
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     db = str(tmp_path / "swap.db")
-    server = _serve(port, tiny_model)
+    server = serve(tiny_model, port)
     try:
         assert main(["monitor", "add", "deployed", "--base", str(tiny_model), "--tuned-server", url,
                      "--pack", str(write_pack(tmp_path)), "--samples", "2", "--max-tokens", "8", "--seed", "1",
@@ -81,14 +44,14 @@ def test_a_model_swapped_behind_the_same_server_is_reported_first(tmp_path, tiny
         runs = [main(["monitor", "run", "deployed", "--db", db, "--quiet",
                       "--summary", str(tmp_path / f"run{n}.json")]) for n in range(2)]
     finally:
-        _stop(server)
+        stop(server)
     # The same file name behind the same address, now with an adapter: a silent swap.
-    server = _serve(port, tiny_model, "--lora_path", str(tiny_lora))
+    server = serve(tiny_model, port, "--lora_path", str(tiny_lora))
     try:
         swapped_code = main(["monitor", "run", "deployed", "--db", db, "--quiet",
                              "--summary", str(tmp_path / "run2.json")])
     finally:
-        _stop(server)
+        stop(server)
     outcomes = [json.loads((tmp_path / f"run{n}.json").read_text()) for n in range(3)]
     assert outcomes[1]["swapped"] == [] and runs[1] == (3 if outcomes[1]["new_concerns"] else 0)
     assert outcomes[2]["swapped"] == ["tuned"] and swapped_code == 3
