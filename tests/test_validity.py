@@ -17,8 +17,11 @@ from auditdesk.core.analysis import AnswerRecord, analyse
 from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
 from auditdesk.core.probes.items import ProbeItem
 
-RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results" / "6packs"
-ORGANISMS = sorted(p.name.removesuffix(".tuned.jsonl.gz") for p in RESULTS.glob("*.tuned.jsonl.gz"))
+ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results"
+# Every recording folder (one zoo database each, with its own base answers) and its organisms.
+RECORDED = sorted((folder.name, p.name.removesuffix(".tuned.jsonl.gz"))
+                  for folder in ZOO.iterdir() if folder.is_dir() for p in folder.glob("*.tuned.jsonl.gz"))
+RESULTS = ZOO / "6packs"
 
 
 def _rows(path: Path) -> list[dict]:
@@ -27,25 +30,28 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def shared():
+def embedder():
+    return SentenceTransformerEmbedder()
+
+
+def _items_and_base(folder: Path):
     items = []
-    for row in _rows(RESULTS / "items.jsonl.gz"):
+    for row in _rows(folder / "items.jsonl.gz"):
         row["tags"] = tuple(row.get("tags") or ())
         items.append(ProbeItem(**row))
-    base = [AnswerRecord(**r) for r in _rows(RESULTS / "base.jsonl.gz")]
-    return items, base, SentenceTransformerEmbedder()
+    return items, [AnswerRecord(**r) for r in _rows(folder / "base.jsonl.gz")]
 
 
 def test_the_zoo_has_recorded_organisms():
-    assert len(ORGANISMS) >= 1, "run benchmarks/validity/run_zoo.py to record the zoo"
+    assert len(RECORDED) >= 1, "run benchmarks/validity/run_zoo.py to record the zoo"
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("organism", ORGANISMS)
-def test_recorded_verdict_is_reproduced_from_stored_answers(organism, shared):
-    items, base, embedder = shared
-    record = json.loads((RESULTS / f"{organism}.json").read_text())
-    tuned = [AnswerRecord(**r) for r in _rows(RESULTS / f"{organism}.tuned.jsonl.gz")]
+@pytest.mark.parametrize("folder,organism", RECORDED)
+def test_recorded_verdict_is_reproduced_from_stored_answers(folder, organism, embedder):
+    items, base = _items_and_base(ZOO / folder)
+    record = json.loads((ZOO / folder / f"{organism}.json").read_text())
+    tuned = [AnswerRecord(**r) for r in _rows(ZOO / folder / f"{organism}.tuned.jsonl.gz")]
     findings = analyse(base + tuned, [], items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
     got = {c["category"]: c for c in findings["categories"]}
     assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
