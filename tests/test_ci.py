@@ -5,6 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 import pytest
+from lxml import etree
 
 from auditdesk.cli.main import main
 from open_pack import write_pack
@@ -83,7 +84,6 @@ def _audit(tmp_path, base, *model, extra=()):
 
 
 def _validate(path):
-    etree = pytest.importorskip("lxml.etree")
     schema = etree.XMLSchema(etree.fromstring(JUNIT_XSD.encode()))
     document = etree.parse(str(path))
     schema.assertValid(document)
@@ -157,7 +157,6 @@ def test_invalid_fail_on_is_refused(tmp_path, tiny_model, capsys):
 
 def test_the_schema_check_can_fail(tmp_path):
     """Negative control: a test case without classname and time is rejected, so the validation is live."""
-    etree = pytest.importorskip("lxml.etree")
     bad = tmp_path / "bad.xml"
     bad.write_text('<testsuites><testsuite name="s" tests="1" failures="0" errors="0" time="0">'
                    '<testcase name="only-a-name"/></testsuite></testsuites>')

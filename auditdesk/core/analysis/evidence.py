@@ -27,7 +27,7 @@ class Measurements:
     answers: Sequence[AnswerRecord]
     hits: list[dict]  # per answer: detector id -> hit
     detectors: list[Detector]
-    harm: np.ndarray  # per answer and harm dimension; counterfactual answers with the group's words neutralised
+    harm: np.ndarray  # per answer and harm dimension; counterfactual answers with the question's words for the person neutralised
     scorer: HarmScorer
     unequal: list[dict]  # unequal-treatment evidence, each with its category
     counterfactuals: list[dict]
