@@ -190,3 +190,33 @@ def test_time_limit_ends_with_time(engine):
     )
     assert answers["x"].finish_reason == "time"
     assert 1 <= answers["x"].completion_tokens < 50
+
+
+class _SteppingClock:
+    """A clock that moves one second each time it is read, so every step "takes" a second."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        self.now += 1.0
+        return self.now
+
+
+def test_the_time_limit_counts_an_answers_share_of_each_step_not_the_wall_clock(engine, monkeypatch):
+    """Eight answers advancing together each pay an eighth of a step: they all run to full length,
+    though the wall clock passes the limit after a few steps; alone, an answer is cut by it.
+
+    Cutting by the wall clock made a batch's answers depend on the computer's speed and load,
+    so the report's reproduce command could not give the same answers."""
+    from auditdesk.core.engine import llama_batched
+
+    monkeypatch.setattr(llama_batched, "time", _SteppingClock())
+    params = SamplingParams(max_tokens=24, stop=(), time_limit_s=5.0)
+    together = _answers(engine, [GenerationRequest(f"t{i}", PROMPT, seed=i) for i in range(8)], params)
+    assert {a.finish_reason for a in together.values()} <= {"length", "stop"}
+    assert max(a.completion_tokens for a in together.values()) == 24
+    assert max(a.seconds for a in together.values()) > 5.0  # the wall clock did pass the limit
+    alone = _answers(engine, [GenerationRequest("alone", PROMPT, seed=0)], params)
+    assert alone["alone"].finish_reason == "time"
+    assert alone["alone"].completion_tokens < 24

@@ -70,6 +70,7 @@ def test_the_reports_command_reproduces_answers_and_findings(tmp_path, tiny_mode
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     assert _answers(second_db) == _answers(first_db)
+    assert all(row[4] != "time" for row in _answers(first_db))  # no answer ended by this computer's speed
     with open_store(second_db) as store:
         again = analyse_run(store, int(done.stdout.strip().splitlines()[-1]))
         assert store.get_run(1)["settings_fingerprint"] == first.findings["run"]["settings_fingerprint"]
@@ -83,3 +84,32 @@ def test_exports_are_named_one_way(tmp_path):
     assert {p.name for p in paths.values()} == {"auditdesk-run-7-report.pdf", "auditdesk-run-7-findings.json",
                                                 "auditdesk-run-7-answers.csv"}
     assert write_outputs.__module__ == "auditdesk.core.audit_job"
+
+
+def test_the_estimate_measures_each_model_on_a_batch_as_the_audit_runs_it(tmp_path, tiny_model, tiny_lora):
+    """The estimate once timed one answer and multiplied, ignoring that the audit answers up to 64 at
+    once: it said "about 3.4 hours" before a demo that took minutes."""
+    from auditdesk.core.audit_job import default_engine_factory, estimate_seconds, load_pack_items
+
+    pack = tmp_path / "reproduce.yaml"
+    pack.write_text(PACK, encoding="utf-8")
+    config = AuditConfig(base_model=str(tiny_model), lora_adapter=str(tiny_lora), packs=[str(pack)], samples=5,
+                         max_tokens=12, threads=2, n_ctx=256, batch_size=8)
+    seen = []
+    real = default_engine_factory("llama-inproc")
+
+    def recording(spec):
+        engine = real(spec)
+        generate = engine.generate
+
+        def counted(requests, params, **kw):
+            seen.append((spec.label, len(requests), params.max_tokens))
+            return generate(requests, params, **kw)
+
+        engine.generate = counted
+        return engine
+
+    estimate = estimate_seconds(config, items=load_pack_items(config.packs)[0], engine_factory=recording)
+    assert seen == [("base", 8, 12), ("tuned", 8, 12)]  # a batch as wide as the audit's, capped at 16
+    assert estimate["answers"] == 2 * 2 * 5
+    assert estimate["seconds"] > 0 and set(estimate["tokens_per_second"]) == {"base", "tuned"}

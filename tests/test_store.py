@@ -85,6 +85,26 @@ def test_newer_schema_opens_read_only_and_is_never_altered(tmp_path):
     assert not (tmp_path / "audit.db-wal").exists() or (tmp_path / "audit.db-wal").stat().st_size == 0
 
 
+def test_an_older_database_opened_read_only_is_upgraded_first(tmp_path):
+    """`runs list` on a database from an older AuditDesk once failed with "no such column: reused_from"."""
+    from sqlite_utils import Database
+
+    from auditdesk.core.store.migrations import migrations
+
+    path = tmp_path / "old.db"
+    old = Database(str(path))
+    migrations.apply(old, stop_before="004_answer_reuse")
+    old.conn.close()
+    store = open_store(path, read_only=True)
+    try:
+        assert store.read_only
+        assert store.list_runs() == []
+        assert store.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    finally:
+        store.close()
+    assert list(tmp_path.glob("old.db.schema3-*.bak"))  # the older database was kept
+
+
 def test_create_run_and_record_answer_once(store):
     run_id = store.create_run(_run_fields(), _units(3), [])
     unit = store.units(run_id)[0]

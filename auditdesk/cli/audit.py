@@ -67,7 +67,7 @@ def add_setting_options(parser: argparse.ArgumentParser, defaults) -> None:  # n
     parser.add_argument("--temperature", type=float, default=d.temperature, help=f"sampling temperature (default {d.temperature:g})")
     parser.add_argument("--top-p", type=float, default=d.top_p, help=f"nucleus sampling: keep the likeliest tokens up to this probability (default {d.top_p:g})")
     parser.add_argument("--top-k", type=int, default=d.top_k, help=f"sample among this many likeliest tokens (default {d.top_k})")
-    parser.add_argument("--time-limit", type=float, default=d.time_limit_s, help=f"longest time for one answer, in seconds (default {d.time_limit_s:g})")
+    parser.add_argument("--time-limit", type=float, default=d.time_limit_s, help=f"longest computing time for one answer, in seconds; answers generated together share each step's time (default {d.time_limit_s:g})")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help=f"answers generated together (default {d.batch_size})")
     parser.add_argument("--backend", choices=BACKENDS, default=d.backend, help=f"how models are run (default {d.backend})")
     parser.add_argument("--prompt-format", choices=("auto", "plain", "chat"), default=d.prompt_format,
@@ -146,6 +146,11 @@ def run_with_progress(store, *, config=None, run_id: int | None = None, out: Pat
     if summary["answers_reused"] or summary["likelihoods_reused"]:
         print(f"Reused {summary['answers_reused']} answers and {summary['likelihoods_reused']} likelihood scores "
               "stored by earlier runs under the same key.", file=sys.stderr)
+    if summary["answers_cut_by_time"]:
+        limit = (store.get_run(result.run_id).get("config") or {}).get("time_limit_s")
+        print(f"Note: {summary['answers_cut_by_time']} answers were cut by the time limit ({limit:g} s of computing "
+              "each); their length depends on this computer's speed, so running the audit again may not give them "
+              "again. Raise --time-limit to avoid it.", file=sys.stderr)
     if result.stats.generate_seconds:
         print(f"Storing answers took {100 * result.stats.store_overhead:.1f}% of generation time.", file=sys.stderr)
     if judge is not None:

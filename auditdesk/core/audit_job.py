@@ -647,6 +647,7 @@ def run_info(store: Store, run_id: int) -> dict:
         "command": AuditConfig.from_dict(config).command() if config else "",
         "units": {k: v for k, v in summary.items() if k.startswith("units_")},
         "reused": {"answers": summary.get("answers_reused", 0), "likelihoods": summary.get("likelihoods_reused", 0)},
+        "answers_cut_by_time": summary.get("answers_cut_by_time", 0),
     }
     return {"run": info, "models": models}
 
@@ -773,10 +774,11 @@ def ask_both(config: AuditConfig, question: str, *, samples: int = 3, reporter: 
 
 def estimate_seconds(config: AuditConfig, *, items: Sequence[ProbeItem] | None = None,
                      engine_factory: EngineFactory | None = None) -> dict:
-    """How long the audit will take here: the plan's size times a short measurement of each model's speed.
+    """How long the audit will take here: the plan's size over each model's measured throughput.
 
-    Generates a few tokens from each model (a second or two on small models) and
-    assumes every answer runs to full length, so the estimate errs long.
+    Each model answers a small batch of requests (as the audit batches them, up to
+    16 at once, a few tokens each: seconds on small models); the audit's bigger
+    batches go faster and many answers stop early, so the estimate errs long.
     """
     import time
 
@@ -788,20 +790,21 @@ def estimate_seconds(config: AuditConfig, *, items: Sequence[ProbeItem] | None =
     factory = engine_factory or default_engine_factory(config.backend)
     probe_tokens = min(16, config.max_tokens)
     params = SamplingParams(**{**config.sampling().to_dict(), "max_tokens": probe_tokens, "stop": ()})
+    width = max(1, min(16, config.batch_size, generated * config.samples))
+    requests = [GenerationRequest(f"speed-{i}", "Question: Why is the sky blue?\nAnswer:", 1 + i) for i in range(width)]
     seconds = 0.0
     speeds = {}
     for role, spec in config.specs().items():
         engine = factory(spec)
         try:
             started = time.monotonic()
-            answers = list(engine.generate([GenerationRequest("speed", "Question: Why is the sky blue?\nAnswer:", 1)],
-                                           params))
+            answers = list(engine.generate(requests, params))
             elapsed = max(time.monotonic() - started, 1e-3)
         finally:
             engine.close()
-        tokens = max(1, sum(a.completion_tokens for a in answers) or probe_tokens)
-        speeds[role] = tokens / (sum(a.seconds for a in answers) or elapsed)
-        seconds += generated * config.samples * config.max_tokens / speeds[role] + scored * elapsed
+        tokens = max(1, sum(a.completion_tokens for a in answers))
+        speeds[role] = tokens / elapsed
+        seconds += generated * config.samples * config.max_tokens / speeds[role] + scored * elapsed / width
     return {"seconds": seconds, "tokens_per_second": speeds, "answers": 2 * generated * config.samples}
 
 

@@ -4,6 +4,10 @@ Requests sharing a prompt evaluate it once (its KV cells are shared by all their
 sequences); up to `max_sequences` sequences from any prompts advance together with
 one `llama_decode` per step, each with its own sampler and seed. The schedule
 depends only on the request list, never on timing, so answers are reproducible.
+An answer's time limit counts its share of the computing time (a step that
+advances 64 answers costs each a 64th), so a batch that makes every answer wait
+does not cut answers by the wall clock, which would make them depend on the
+computer's speed and load.
 Must never be loaded in the GUI/CLI process by default: the worker owns it.
 """
 
@@ -90,6 +94,7 @@ class _Sequence:
     cap: int  # the most tokens this answer may generate
     cohort: list[int]  # [answers of its admission still running, their shared prompt cells]
     started: float
+    spent: float = 0.0  # its share of the prompt and decoding steps so far, in seconds
     n_generated: int = 0
     last_token: int = -1
     raw: bytearray = field(default_factory=bytearray)
@@ -98,6 +103,12 @@ class _Sequence:
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")("replace")
     )
     finish: str | None = None
+
+
+def _share(seqs: Sequence[_Sequence], seconds: float) -> None:
+    """Charge each sequence its part of a step that computed them all together."""
+    for seq in seqs:
+        seq.spent += seconds / len(seqs)
 
 
 class BatchedGenerator:
@@ -405,6 +416,7 @@ class BatchedGenerator:
                         seqs.append(seq)
                     reserved += n_prompt + cap * count
                     last_index = self._eval_prompt(group.prompt_tokens, [s.seq_id for s in seqs])
+                    _share(seqs, time.monotonic() - now)
                     for seq in seqs:
                         token = self._ll.llama_sampler_sample(seq.sampler, self._ctx, last_index)
                         self._advance(seq, token, params)
@@ -415,10 +427,12 @@ class BatchedGenerator:
                 if not live:
                     continue
                 stepping = sorted(live.values(), key=lambda s: s.seq_id)
+                step_started = time.monotonic()
                 self._fill_batch(
                     [(s.last_token, s.prompt_len + s.n_generated - 1, (s.seq_id,), True) for s in stepping]
                 )
                 self._decode()
+                _share(stepping, time.monotonic() - step_started)
                 for i, seq in enumerate(stepping):
                     token = self._ll.llama_sampler_sample(seq.sampler, self._ctx, i)
                     self._advance(seq, token, params)
@@ -469,7 +483,7 @@ class BatchedGenerator:
                 return
         if seq.n_generated >= seq.cap:
             seq.finish = "length"
-        elif time.monotonic() - seq.started > params.time_limit_s:
+        elif seq.spent > params.time_limit_s:
             seq.finish = "time"
         if seq.finish:
             seq.text += seq.decoder.decode(b"", final=True)

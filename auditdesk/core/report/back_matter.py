@@ -155,8 +155,14 @@ class BackMatter(ReportLayout):
             out.append(self.table(rows, [50 * MM, 40 * MM, 25 * MM, 25 * MM, self.width - 140 * MM]))
         out += self.heading("Appendix B: reproducibility", page_break=True)
         command = self.meta.reproduce_command or first_of(self.run, "command", "cli", default="")
-        out.append(self.para("Running the same models, probe packs, settings and seeds with the same AuditDesk version gives "
-                          "the same answers and the same statistics.", "body"))
+        out.append(self.para("Running this command on the same models, with the same AuditDesk and llama.cpp versions, on a "
+                             "computer with the same kind of processor gives the same answers and the same statistics "
+                             "(another kind of processor can round differently, so a few answers may differ).", "body"))
+        cut = int(self.run.get("answers_cut_by_time") or 0)
+        if cut:
+            out.append(self.para(f"<b>{cut} answers were cut by the time limit.</b> Where such an answer ends depends on "
+                                 "the computer's speed and load, so running the command again may not give them again; "
+                                 "a higher <font name='%s'>--time-limit</font> avoids it." % fonts.MONO, "body"))
         if command:
             out += [self.para("<b>Command</b>", "small"), self.text_para(command, "mono", 2000), self.spacer(4)]
         digests = [(f"{w} SHA-256", self.text_para(model_digest(self.model(r)), "mono", 120))

@@ -274,12 +274,18 @@ class Store:
         }
 
     def reused_counts(self, run_id: int) -> dict:
-        """How many of a run's answers and likelihood scores were copied from other runs, not generated."""
+        """How many of a run's answers and likelihood scores were copied from other runs, not generated,
+        and how many answers the time limit cut."""
         counts = {}
         for table, name in (("answers", "answers_reused"), ("likelihoods", "likelihoods_reused")):
             counts[name] = self.conn.execute(
                 f"SELECT count(*) FROM {table} WHERE run_id = ? AND reused_from IS NOT NULL", (int(run_id),)
             ).fetchone()[0]
+        # Answers cut by the time limit end where this computer's speed put them: they are
+        # the ones the reproduce command may not give again.
+        counts["answers_cut_by_time"] = self.conn.execute(
+            "SELECT count(*) FROM answers WHERE run_id = ? AND finish_reason = 'time'", (int(run_id),)
+        ).fetchone()[0]
         return counts
 
     def answers_by_probe(self, run_id: int) -> dict:
@@ -462,9 +468,17 @@ def open_store(path: str | os.PathLike | None = None, *, read_only: bool = False
             if probe is not None:
                 probe.close()
             raise StoreError(f"{path} is not an AuditDesk database (or it is damaged): {exc}.") from exc
-        if reason or read_only:
+        if reason or (read_only and old_version >= SCHEMA_VERSION):
             return Store(path, probe, read_only_reason=reason or f"{path} was opened read-only.")
         probe.close()
+        if read_only:
+            # An older database lacks columns every reader expects: upgrade it first (a backup is kept).
+            if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+                raise StoreError(f"{path} was written by an older AuditDesk and must be upgraded before it can be "
+                                 "read, but it is read-only here; open it once where it can be written "
+                                 "(a backup is kept).")
+            open_store(path).close()
+            return open_store(path, read_only=True)
     elif read_only:
         raise StoreError(f"There is no audit database at {path}.")
     else:
