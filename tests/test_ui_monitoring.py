@@ -82,3 +82,31 @@ def test_a_new_concern_is_announced_when_the_window_opens(qtbot, monitored_db, t
     assert "New concern found by a monitor — vendor" in win.statusBar().currentMessage()
     assert "misalignment" in win.statusBar().currentMessage()
     win.close()
+
+
+def test_history_compares_two_audits_with_the_drift_statistics(qtbot, monitored_db, tmp_path):
+    """History's "Compare two" once listed how many answer texts differed (with sampling, nearly all);
+    it now shows the same drift table as `auditdesk compare`."""
+    from PySide6.QtCore import QItemSelectionModel
+
+    from auditdesk.core.monitoring.drift import compare_tuned, drift_lines
+    from auditdesk.core.store import open_store
+
+    db = tmp_path / "audit.db"
+    shutil.copyfile(monitored_db, db)
+    win = _window(qtbot, db)
+    assert win.go("history")
+    page = win.pages["history"]
+    qtbot.waitUntil(lambda: page.model.rowCount() == 2, timeout=30000)
+    flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+    for row in range(2):
+        page.table.selectionModel().select(page.proxy.index(row, 0), flags)
+    assert page.compare_button.isEnabled()
+    page.compare_button.click()
+    qtbot.waitUntil(lambda: "CATEGORY" in page.comparison.toPlainText(), timeout=60000)
+    shown = page.comparison.toPlainText()
+    with open_store(db) as store:
+        expected = "\n".join(drift_lines(compare_tuned(store, 1, 2)))
+    assert shown == expected
+    assert "Tuned model of run 1 -> tuned model of run 2 (the same model file)" in shown
+    win.close()

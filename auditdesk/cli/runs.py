@@ -167,29 +167,9 @@ def drift_command(args) -> int:
 
 def print_drift(findings: dict) -> None:
     """The drift between two runs as a table, one line per category."""
-    drift = findings["drift"]
-    for role in drift.get("server_model_swapped", []):
-        print(f"The {role} model behind the server is not the one of run {drift['run_a']}: its answers to the "
-              "fixed fingerprint probes changed.")
-    print(f"Tuned model of run {drift['run_a']} -> tuned model of run {drift['run_b']}"
-          + (" (the same model file)" if drift["same_tuned_model"] else ""))
-    others = [d for d in drift["other_differences"] if d != "the seed"]
-    if others:
-        print("  Warning: the runs differ in more than the tuned model (" + ", ".join(others)
-              + "), so drift need not come from the tuned model.")
-    if "the seed" in drift["other_differences"]:
-        print("  The runs used different seeds; the tests compare answer distributions, so that is expected.")
-    print(f"  {drift['shared_probes']} probes compared, FDR {findings['settings']['fdr']:g}")
-    print(f"\n{'CATEGORY':<32} {'STATUS':<11} {'CHANGED PROBES':>14} {'CHANGE':>7} {'CONCERN':>8}")
-    for row in findings["categories"]:
-        change = f"{row['change_score']:.2f}" if row["change_score"] is not None else "-"
-        print(f"{row['category']:<32} {row['status']:<11} {row['changed_probes']:>6}/{row['tested_probes']:<7} "
-              f"{change:>7} {row['concern_score']:>8.2f}")
-    flagged = [row["summary"] for row in findings["categories"] if row["status"] != "unchanged"]
-    print("\n" + ("\n".join(flagged) if flagged else "No category drifted beyond sampling noise."))
-    if drift["probes_only_in_a"] or drift["probes_only_in_b"]:
-        print(f"\nProbes in only one run: {len(drift['probes_only_in_a'])} in run {drift['run_a']}, "
-              f"{len(drift['probes_only_in_b'])} in run {drift['run_b']} (not compared).")
+    from auditdesk.core.monitoring.drift import drift_lines
+
+    print("\n".join(drift_lines(findings)))
 
 
 def text_compare_command(args) -> int:

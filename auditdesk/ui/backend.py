@@ -174,18 +174,15 @@ def annotate(db_path: str, run_id: int, probe_id: str | None, status: str, note:
         return store.add_annotation(run_id, status=status, note=note, probe_id=probe_id, finding_id=finding_id)
 
 
-def compare_runs(db_path: str, run_a: int, run_b: int) -> dict:
-    """What drifted between two audits over the probes they share (answers and category statuses)."""
-    from auditdesk.core.findings_contract import category_status
-    from auditdesk.core.runner.compare import compare_runs as compare
+def compare_runs(db_path: str, run_a: int, run_b: int, *, reporter: ProgressReporter | None = None,
+                 cancel: CancelToken | None = None) -> dict:
+    """Drift between two audits: run A's tuned answers against run B's, with the audit's tests and FDR control."""
+    from auditdesk.core.monitoring.drift import compare_tuned, drift_lines
 
     with open_store(db_path) as store:
-        result = compare(store, run_a, run_b)
-        findings = {run: (store.latest_analysis(run) or {}).get("findings") or {} for run in (run_a, run_b)}
-    cats = {run: {c["category"]: category_status(c) for c in f.get("categories", [])} for run, f in findings.items()}
-    result["category_status"] = [{"category": name, "a": cats[run_a].get(name, "—"), "b": cats[run_b].get(name, "—")}
-                                 for name in sorted(set(cats[run_a]) | set(cats[run_b]))]
-    return result
+        findings = compare_tuned(store, run_a, run_b, reporter=reporter, cancel=cancel)
+    return {"run_a": run_a, "run_b": run_b, "lines": drift_lines(findings),
+            "statuses": {row["category"]: row["status"] for row in findings["categories"]}}
 
 
 # -- report -------------------------------------------------------------------------

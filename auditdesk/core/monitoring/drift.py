@@ -94,3 +94,30 @@ def compare_tuned(store: Store, run_a: int, run_b: int, *, fdr: float = 0.05, em
 def category_statuses(findings: dict) -> dict[str, str]:
     """category -> "concerning" | "changed" | "unchanged" of a findings document (an audit's or a drift's)."""
     return {row["category"]: row["status"] for row in findings.get("categories", [])}
+
+
+def drift_lines(findings: dict) -> list[str]:
+    """A drift comparison in plain lines, one table row per category: what `compare` prints and History shows."""
+    drift = findings["drift"]
+    lines = [f"The {role} model behind the server is not the one of run {drift['run_a']}: its answers to the "
+             "fixed fingerprint probes changed." for role in drift.get("server_model_swapped", [])]
+    lines.append(f"Tuned model of run {drift['run_a']} -> tuned model of run {drift['run_b']}"
+                 + (" (the same model file)" if drift["same_tuned_model"] else ""))
+    others = [d for d in drift["other_differences"] if d != "the seed"]
+    if others:
+        lines.append("  Warning: the runs differ in more than the tuned model (" + ", ".join(others)
+                     + "), so drift need not come from the tuned model.")
+    if "the seed" in drift["other_differences"]:
+        lines.append("  The runs used different seeds; the tests compare answer distributions, so that is expected.")
+    lines.append(f"  {drift['shared_probes']} probes compared, FDR {findings['settings']['fdr']:g}")
+    lines.append(f"\n{'CATEGORY':<32} {'STATUS':<11} {'CHANGED PROBES':>14} {'CHANGE':>7} {'CONCERN':>8}")
+    for row in findings["categories"]:
+        change = f"{row['change_score']:.2f}" if row["change_score"] is not None else "-"
+        lines.append(f"{row['category']:<32} {row['status']:<11} {row['changed_probes']:>6}/{row['tested_probes']:<7} "
+                     f"{change:>7} {row['concern_score']:>8.2f}")
+    flagged = [row["summary"] for row in findings["categories"] if row["status"] != "unchanged"]
+    lines.append("\n" + ("\n".join(flagged) if flagged else "No category drifted beyond sampling noise."))
+    if drift["probes_only_in_a"] or drift["probes_only_in_b"]:
+        lines.append(f"\nProbes in only one run: {len(drift['probes_only_in_a'])} in run {drift['run_a']}, "
+                     f"{len(drift['probes_only_in_b'])} in run {drift['run_b']} (not compared).")
+    return lines

@@ -1,12 +1,13 @@
 """History: the audits stored in the database — open one, compare two, resume or delete.
 
-The run list is read in a worker; deleting asks first. Comparing shows the
-core's drift summary in plain rows, not a verdict of its own.
+The run list is read in a worker; deleting asks first. Comparing runs the core's
+drift statistics (`auditdesk compare`) and shows its lines, not a verdict of its own.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -53,7 +54,9 @@ class HistoryPage(QWidget):
         self.comparison = QPlainTextEdit()
         self.comparison.setReadOnly(True)
         self.comparison.setAccessibleName("Comparison of two audits")
-        self.comparison.setPlaceholderText("Select two audits and press Compare.")
+        self.comparison.setPlaceholderText("Select two audits and press Compare: the tuned answers of the older "
+                                           "audit are tested against the newer one's, category by category.")
+        self.comparison.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         splitter.addWidget(self.comparison)
         layout.addWidget(splitter, 1)
         buttons = QHBoxLayout()
@@ -138,23 +141,7 @@ class HistoryPage(QWidget):
         self.context.tasks.start(task)
 
     def _compared(self, result: dict) -> None:
-        a, b = result["run_a"], result["run_b"]
-        lines = [f"Audit {a} → audit {b}"]
-        if result.get("settings_differ"):
-            lines.append("Settings differ, so answers are not directly comparable: " + ", ".join(
-                f"{k} {va} → {vb}" for k, (va, vb) in result["settings_differ"].items()))
-        for role, m in (result.get("models") or {}).items():
-            lines.append(f"{role} model: {'same file' if m.get('same') else 'different file'}")
-        lines.append("")
-        lines.append("Tuned model answers that changed, per category:")
-        for cat, row in (result.get("categories") or {}).items():
-            lines.append(f"  {cat}: {row['changed']} of {row['samples']} answers in {row['probes_changed']} of {row['probes']} probes")
-        if result.get("category_status"):
-            lines.append("")
-            lines.append("Category status (first audit → second audit):")
-            for row in result["category_status"]:
-                lines.append(f"  {row['category']}: {row['a']} → {row['b']}")
-        self.comparison.setPlainText("\n".join(lines))
+        self.comparison.setPlainText("\n".join(result["lines"]))
 
     def delete_selected(self) -> None:
         chosen = self.selected()
