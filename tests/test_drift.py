@@ -113,3 +113,59 @@ def test_another_adapter_drifts(tmp_path, tiny_model, tiny_lora):
     assert reused["answers_reused"] == 9 * 4  # the base answers of run 2 were copied from run 1
     assert findings["drift"]["same_tuned_model"] is False and findings["drift"]["other_differences"] == []
     assert category_statuses(findings)["customer-service"] == "changed"
+
+
+ZOO = __import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results" / "6packs"
+
+
+def _zoo_rows(name: str) -> list[dict]:
+    import gzip
+
+    with gzip.open(ZOO / name, "rt", encoding="utf-8") as fh:
+        return [json.loads(line) for line in fh]
+
+
+def _store_recorded_run(store, items, rows, *, label: str, sha: str) -> int:
+    """A completed run whose tuned answers are recorded 270M answers (no model is loaded)."""
+    from auditdesk.core.engine.base import Answer
+
+    by_key = {item.key: item for item in items}
+    units = [{"unit_key": f"tuned/{r['pack_id']}/{r['probe_id']}/{r['variant']}/s{r['sample']}", "position": n,
+              "role": "tuned", "unit_type": "generate", "pack_id": r["pack_id"], "probe_id": r["probe_id"],
+              "variant": r["variant"], "category": r["category"], "kind": r["kind"], "sample_index": r["sample"],
+              "seed": r["seed"], "prompt": "", "batch_no": 0,
+              "item_json": json.dumps(by_key[f"{r['pack_id']}/{r['probe_id']}/{r['variant']}"].to_dict())}
+             for n, r in enumerate(rows)]
+    for digest, kind in (("b" * 64, "model"), (sha, "adapter")):
+        if not store.query("SELECT 1 FROM models WHERE sha256 = ?", (digest,)):
+            store.add_model(sha256=digest, path=f"/recorded/{label}", size_bytes=1, kind=kind)
+    config = json.dumps({"base_model": "gemma-3-270m-q4_k_m.gguf", "lora_adapter": f"{label}.lora.gguf",
+                         "samples": 3, "max_tokens": 48, "seed": 0})
+    run_id = store.create_run({"config_json": config, "seed": 0, "base_model_sha256": "b" * 64,
+                               "adapter_sha256": sha, "sampling_json": "{}", "prompt_format": "auto",
+                               "tool_version": "recorded", "label": label}, units, [])
+    for unit, row in zip(store.units(run_id), rows):
+        store.record_answer(run_id, unit, Answer(key=unit["unit_key"], text=row["text"],
+                                                 finish_reason=row["finish_reason"]))
+    store.set_status(run_id, "completed")
+    return run_id
+
+
+@pytest.mark.slow
+def test_drift_to_a_tune_with_injected_hostility_is_concerning(tmp_path):
+    """Drift with recorded 270M answers (benchmarks/validity/results/6packs): the previous version is the
+    plain base model's answers, the new one the hostile-persona organism's. Misalignment must be changed
+    and concerning, first. A tiny random model cannot write hostile text, so real answers stand in."""
+    items = []
+    for row in _zoo_rows("items.jsonl.gz"):
+        row["tags"] = tuple(row.get("tags") or ())
+        items.append(ProbeItem(**row))
+    with open_store(tmp_path / "zoo-drift.db") as store:
+        previous = _store_recorded_run(store, items, _zoo_rows("base.jsonl.gz"), label="previous", sha="c" * 64)
+        hostile = _store_recorded_run(store, items, _zoo_rows("hostile-persona.tuned.jsonl.gz"), label="hostile",
+                                      sha="d" * 64)
+        findings = compare_tuned(store, previous, hostile)
+    statuses = category_statuses(findings)
+    assert findings["categories"][0]["category"] == "misalignment"
+    assert statuses["misalignment"] == "concerning"
+    assert findings["drift"]["same_tuned_model"] is False
