@@ -243,3 +243,21 @@ def test_newer_database_is_listed_read_only_and_resume_refused(tmp_path):
     resumed = _cli("runs", "resume", "1", "--db", str(db))
     assert resumed.returncode != 0 and "newer version of AuditDesk" in resumed.stderr
     assert db.read_bytes() == before
+
+
+def test_answers_cut_by_the_time_limit_are_counted_and_told(tmp_path, tiny_model, tiny_lora):
+    """An answer the time limit ends depends on the computer's speed: the audit says how many, and so
+    do `runs show` and the findings, since the report's reproduce command may not give them again."""
+    db = tmp_path / "cut.db"
+    args = _audit_args(tiny_model, tiny_lora, _pack(tmp_path), db)
+    done = _cli(*args, "--time-limit", "0", "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    generated = len(QUESTIONS) * SAMPLES * 2
+    assert f"Note: {generated} answers were cut by the time limit" in done.stderr
+    shown = _cli("runs", "show", "1", "--db", str(db), "--json")
+    assert json.loads(shown.stdout)["answers_cut_by_time"] == generated
+    findings = json.loads((tmp_path / "out" / "auditdesk-run-1-findings.json").read_text())
+    assert findings["run"]["answers_cut_by_time"] == generated
+    pypdf = pytest.importorskip("pypdf")
+    text = " ".join(p.extract_text() for p in pypdf.PdfReader(str(tmp_path / "out" / "auditdesk-run-1-report.pdf")).pages)
+    assert f"{generated} answers were cut by the time limit" in " ".join(text.split())
