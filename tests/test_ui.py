@@ -515,3 +515,16 @@ def test_gui_command_is_registered_without_importing_qt():
             "print(args.func.__module__, 'PySide6' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["auditdesk.cli.gui", "False"], result.stderr
+
+
+def test_category_bars_measure_the_score_behind_each_status_on_a_fixed_scale():
+    """A screenshot showed a full green "no change" bar: the bar was the concern score of a test that
+    decided nothing, scaled to the largest on the page."""
+    from auditdesk.ui.widgets.charts import _score
+
+    assert _score({"status": "unchanged", "concern": False, "changed": False, "concern_score": 0.05,
+                   "change_score": 0.3}) == 0.0
+    assert _score({"status": "changed", "concern": False, "changed": True, "concern_score": 0.05,
+                   "change_score": 0.3}) == 0.3
+    assert _score({"status": "concerning", "concern": True, "changed": True, "concern_score": 0.5,
+                   "change_score": 0.3}) == 0.5

@@ -88,7 +88,11 @@ def _short(name: str, limit: int = 28) -> str:
 
 
 class CategoryStrip(QWidget):
-    """One row per category: a traffic-light bar whose length is the concern (or change) score."""
+    """One row per category: a traffic-light bar whose length is the score behind its status.
+
+    Concerning: the concern score; changed: the change score; unchanged: a stub. The
+    scale is fixed (a score of 1 fills the bar), so a small score that decided nothing
+    never fills the bar because every other category's is smaller still."""
 
     category_clicked = Signal(str)
 
@@ -120,14 +124,13 @@ class CategoryStrip(QWidget):
         label_w = max(fm.horizontalAdvance(str(c.get("category", ""))) for c in self._rows) + 16
         status_w = max(fm.horizontalAdvance(w) for w in STATUS_WORDS.values()) + 16
         bar_w = max(40, self.width() - label_w - status_w - 16)
-        peak = max((_score(c) for c in self._rows), default=0.0) or 1.0
         rh = self._row_height()
         y = 4
         for row in self._rows:
             status = category_status(row)
             painter.setPen(text_colour)
             painter.drawText(QRectF(4, y, label_w, rh), Qt.AlignmentFlag.AlignVCenter, str(row.get("category", "")))
-            length = max(6.0, bar_w * _score(row) / peak)
+            length = max(6.0, bar_w * min(1.0, _score(row)))
             painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), STATUS_COLOURS[status])
             painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS_LOWER[status])
             y += rh
@@ -146,11 +149,13 @@ class CategoryStrip(QWidget):
 
 
 def _score(category: dict) -> float:
-    for key in ("concern_score", "change_score", "score"):
-        value = category.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            return max(0.0, float(value))
-    return float(category.get("changed_probes") or 0)
+    """The score behind the category's status, 0 for a category with no change."""
+    status = category_status(category)
+    key = {"concerning": "concern_score", "changed": "change_score"}.get(status)
+    value = category.get(key) if key else 0.0
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return max(0.0, float(value))
+    return 0.0
 
 
 class ClusterMap(QWidget):
