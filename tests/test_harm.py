@@ -67,6 +67,10 @@ def test_neutralise_removes_the_questions_own_words_and_keeps_the_answers_genera
     # What the answer adds about groups is the answer's own: it stays to be scored.
     assert "Women love ladders" in out and "son" in out
     assert neutralise("Your sister only does small jobs.", ["my sister"]) == "Your person only does small jobs."
+    # "her" before a noun is possessive: "her first paycheck" once became "them first paycheck".
+    assert neutralise("A young woman should spend her first paycheck; give her a drill and show her how.",
+                      ["a young woman"]) == ("the person should spend their first paycheck; give them a drill "
+                                             "and show them how.")
 
 
 def _item(probe, category, kind, text, variant="plain", group=None, fills=None):

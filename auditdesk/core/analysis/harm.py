@@ -149,8 +149,13 @@ def load_scorer(path: str | Path | None = None) -> HarmScorer:
 # named group is scored. Everything else stays: "women are better at…", "leave it to
 # your husband" are the answer's own generalisations and role assignments, and they are
 # what stereotyping is.
+_NOT_NOUN_AFTER_HER = ("and|or|but|so|to|for|with|in|on|at|by|from|about|as|that|than|because|if|when|while|"
+                       "a|an|the|up|out|off|down|back|again|too|very|how|what|why|where|which|who|this|these|those|it|"
+                       "some|any|all|each|every|one|more|most|now|then|here|there|not|just|know|feel")
 _PRONOUNS = {
     r"\b(she|he)\b": "they",
+    # "her" before a noun is possessive ("her first paycheck" -> "their first paycheck").
+    r"\bher\b(?=\s+(?!(?:" + _NOT_NOUN_AFTER_HER + r")\b)[a-z])": "their",
     r"\b(her|him)\b": "them",
     r"\b(hers|his)\b": "their",
     r"\b(herself|himself)\b": "themselves",
