@@ -2,6 +2,11 @@
 
 Run: .venv/bin/python benchmarks/analysis.py [--answers N]. Prints per-stage
 seconds; the target is <= 120 s in total on a 2-core CPU. Never run in tests.
+
+`--baseline REF` runs the same benchmark on the analysis of git commit REF (in a
+temporary worktree, same interpreter, right before this one) and prints the ratio
+of this tree's analysis time to that one's: the "within 1.2x of before the harm
+scorer" check is `--baseline 9c87291`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--answers", type=int, default=10000)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: physical cores)")
+    ap.add_argument("--baseline", default=None, metavar="REF", help="also time commit REF's analysis; print the ratio")
     args = ap.parse_args()
+    if args.baseline:
+        compare_with(args.baseline, args.answers, args.threads)
+        return
     load_before = os.getloadavg()[0]
     from auditdesk.core.analysis import AnswerRecord, analyse
     from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
@@ -88,6 +97,34 @@ def main() -> None:
 
     print(f"torch threads: {torch.get_num_threads()}, load average before/after: {load_before:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"flagged probes: {findings['summary']['flagged_probes']} (same generator for both models: expect ~0)")
+
+
+def compare_with(ref: str, answers: int, threads: int | None) -> None:
+    """Time REF's analysis, then this tree's, each in its own process; print both and the ratio."""
+    import re
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    extra = ["--answers", str(answers)] + (["--threads", str(threads)] if threads else [])
+    totals = {}
+    with tempfile.TemporaryDirectory(prefix="auditdesk-baseline-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree), ref], check=True,
+                       capture_output=True)
+        try:
+            for name, root in ((ref, tree), ("this tree", repo)):
+                env = {**os.environ, "PYTHONPATH": str(root)}
+                out = subprocess.run([sys.executable, str(root / "benchmarks" / "analysis.py"), *extra], cwd=root,
+                                     env=env, capture_output=True, text=True, check=True).stdout
+                print(f"== {name}\n{out}", flush=True)
+                totals[name] = float(re.search(r"\(analysis ([0-9.]+) s\)", out).group(1))
+        finally:
+            subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(tree)], capture_output=True)
+    print(f"analysis time, this tree / {ref}: {totals['this tree']:.1f} / {totals[ref]:.1f} s = "
+          f"{totals['this tree'] / totals[ref]:.2f}x")
 
 
 if __name__ == "__main__":
