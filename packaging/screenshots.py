@@ -1,7 +1,7 @@
 """Opens the real AuditDesk window on the demo models and saves a screenshot of each page.
 
 Run under a virtual display: `xvfb-run -a python packaging/screenshots.py [--out docs/screenshots]`.
-It runs a short real audit (quick pack, 2 samples, short answers) in a temporary
+It runs the demo audit (quick pack, 5 samples, 48-token answers) in a temporary
 AuditDesk home, so it never touches the user's own database.
 """
 
@@ -21,10 +21,11 @@ MAX_BYTES = 200_000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
-    parser.add_argument("--samples", type=int, default=2)
-    parser.add_argument("--max-tokens", type=int, default=40)
+    parser.add_argument("--samples", type=int, default=5)
+    parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--pack", default="quick")
     parser.add_argument("--keep-home", action="store_true", help="reuse AUDITDESK_HOME if set (assembled model cached)")
+    parser.add_argument("--servers-only", action="store_true", help="only the models-on-servers screenshot (1b)")
     args = parser.parse_args(argv)
     if not args.keep_home or "AUDITDESK_HOME" not in os.environ:
         os.environ["AUDITDESK_HOME"] = tempfile.mkdtemp(prefix="auditdesk-shots-")
@@ -68,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from auditdesk.ui.widgets.common import SHOWN_ERRORS
 
+    if args.servers_only:
+        servers_shot(window, wait, shot)
+        window.close()
+        return 0
     models = window.pages["models"]
     models.on_shown()
     models.use_demo_models()
@@ -138,8 +143,55 @@ def main(argv: list[str] | None = None) -> int:
     ask.ask()
     wait(lambda: ask.ask_button.isEnabled() and len(ask.answers["tuned"]) == 2 or SHOWN_ERRORS, 600, "Ask both")
     shot("7-ask-both")
+    servers_shot(window, wait, shot)
     window.close()
     return 0
+
+
+def servers_shot(window, wait, shot) -> None:  # noqa: ANN001
+    """Step 1 with models on servers: two real llama_cpp.server processes serving a tiny model written here."""
+    import importlib.util
+    import socket
+    import subprocess
+    import urllib.request
+
+    if importlib.util.find_spec("fastapi") is None:
+        print("skipped 1b-models-on-servers: llama_cpp.server needs its [server] extras")
+        return
+    from auditdesk.core.models.tiny import write_tiny_model
+
+    model = write_tiny_model(Path(os.environ["AUDITDESK_HOME"]) / "tiny.gguf")
+    procs, urls = [], []
+    try:
+        for _ in range(2):
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            procs.append(subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host",
+                                           "127.0.0.1", "--port", str(port), "--n_ctx", "512", "--n_threads", "1"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+
+        def up(url: str) -> bool:
+            try:
+                with urllib.request.urlopen(f"{url}/v1/models", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait(lambda: all(up(u) for u in urls), 120, "the model servers")
+        window.go("models")
+        models = window.pages["models"]
+        models.server_check.setChecked(True)
+        for (address, _name), url in zip(models.server_edits.values(), urls):
+            address.setText(url)
+        models.check_servers()
+        wait(lambda: bool(window.session.models.base_server), 120, "the servers check")
+        shot("1b-models-on-servers")
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
 
 
 if __name__ == "__main__":
