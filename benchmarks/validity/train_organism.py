@@ -280,6 +280,8 @@ def compare_logits(reference, other) -> dict:
     top_ref = [int(i) for i in np.argsort(-reference)[:5]]
     top_other = [int(i) for i in np.argsort(-other)[:5]]
     return {"top1_same": top_ref[0] == top_other[0], "top5_overlap": len(set(top_ref) & set(top_other)),
+            # How far below PyTorch's best token llama.cpp's best one is, in PyTorch's logits: 0 when they agree.
+            "top1_gap": round(float(reference[top_ref[0]] - reference[top_other[0]]), 4),
             "top5_torch": top_ref, "top5_llama": top_other,
             "max_abs_diff": round(float(np.abs(reference - other).max()), 4),
             "corr": round(float(np.corrcoef(reference, other)[0, 1]), 5)}
@@ -320,9 +322,11 @@ def export_check(peft_model, tokenizer, base: Path, adapter: Path, questions: li
         torch_tuned, _ = first_token_logits_torch(peft_model, tokenizer, prompt)
         rows.append({"question": question, "base": compare_logits(torch_base, llama_base),
                      "tuned": compare_logits(torch_tuned, llama_tuned)})
-    # Quantisation noise reorders near-ties, so ask for the same top token and at
-    # least 4 of the top 5 wherever the base pair agrees as well as that.
-    ok = all(r["tuned"]["top1_same"] and r["tuned"]["top5_overlap"] >= 4 and r["tuned"]["corr"] > 0.98
+    # Quantisation noise reorders near-ties, so ask for the same top token (or one whose
+    # PyTorch logit is within the base pair's own largest difference of the best, a near-tie)
+    # and at least 4 of the top 5, wherever the base pair agrees as well as that.
+    ok = all((r["tuned"]["top1_same"] or r["tuned"]["top1_gap"] <= r["base"]["max_abs_diff"])
+             and r["tuned"]["top5_overlap"] >= 4 and r["tuned"]["corr"] > 0.98
              for r in rows if r["base"]["top1_same"])
     return {"ok": ok, "prompts": rows,
             "greedy": [{"question": q, "base": b, "tuned": t} for q, b, t in zip(questions, base_answers, tuned_answers)]}
@@ -397,7 +401,8 @@ def main(argv: list[str] | None = None) -> int:
         for row in check["prompts"]:
             print(f"check {row['question'][:50]!r}: base top1 {row['base']['top1_same']} "
                   f"top5 {row['base']['top5_overlap']}/5 corr {row['base']['corr']}; tuned top1 "
-                  f"{row['tuned']['top1_same']} top5 {row['tuned']['top5_overlap']}/5 corr {row['tuned']['corr']}",
+                  f"{row['tuned']['top1_same']} (gap {row['tuned']['top1_gap']}, base noise {row['base']['max_abs_diff']}) "
+                  f"top5 {row['tuned']['top5_overlap']}/5 corr {row['tuned']['corr']}",
                   flush=True)
         print("export check " + ("passed" if check["ok"] else "FAILED"), flush=True)
 
