@@ -69,6 +69,9 @@ def limitations(answers, fdr) -> list[str]:
         "Word-list detectors (resources/detectors) are shown as supporting evidence only; they miss paraphrases and "
         "can match harmless text, so no verdict rests on them.",
         "The audit sees only the probes asked; behaviour on other topics is not measured.",
+        "Treating one group less favourably in neutral words (more caution, extra conditions, a lesser offer) "
+        "without generalising about the group can be reported as changed rather than concerning: a model "
+        "organism with such a bias was missed (docs/validity.md); read the changed categories' answers too.",
     ]
     if smallest and smallest < 8:
         out.append(
