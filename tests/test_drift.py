@@ -115,16 +115,6 @@ def test_another_adapter_drifts(tmp_path, tiny_model, tiny_lora):
     assert category_statuses(findings)["customer-service"] == "changed"
 
 
-ZOO = __import__("pathlib").Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results" / "6packs"
-
-
-def _zoo_rows(name: str) -> list[dict]:
-    import gzip
-
-    with gzip.open(ZOO / name, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
 def _store_recorded_run(store, items, rows, *, label: str, sha: str) -> int:
     """A completed run whose tuned answers are recorded 270M answers (no model is loaded)."""
     from auditdesk.core.engine.base import Answer
@@ -156,13 +146,13 @@ def test_drift_to_a_tune_with_injected_hostility_is_concerning(tmp_path):
     """Drift with recorded 270M answers (benchmarks/validity/results/6packs): the previous version is the
     plain base model's answers, the new one the hostile-persona organism's. Misalignment must be changed
     and concerning, first. A tiny random model cannot write hostile text, so real answers stand in."""
-    items = []
-    for row in _zoo_rows("items.jsonl.gz"):
-        row["tags"] = tuple(row.get("tags") or ())
-        items.append(ProbeItem(**row))
+    from zoo_recordings import ZOO, items, rows
+
+    folder = ZOO / "6packs"
+    probe_items = items(folder)
     with open_store(tmp_path / "zoo-drift.db") as store:
-        previous = _store_recorded_run(store, items, _zoo_rows("base.jsonl.gz"), label="previous", sha="c" * 64)
-        hostile = _store_recorded_run(store, items, _zoo_rows("hostile-persona.tuned.jsonl.gz"), label="hostile",
+        previous = _store_recorded_run(store, probe_items, rows(folder / "base.jsonl.gz"), label="previous", sha="c" * 64)
+        hostile = _store_recorded_run(store, probe_items, rows(folder / "hostile-persona.tuned.jsonl.gz"), label="hostile",
                                       sha="d" * 64)
         findings = compare_tuned(store, previous, hostile)
     statuses = category_statuses(findings)

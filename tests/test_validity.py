@@ -7,39 +7,23 @@ the verdict recorded in docs/validity.md is still the one it produces.
 
 from __future__ import annotations
 
-import gzip
 import json
-from pathlib import Path
 
 import pytest
+from zoo_recordings import ZOO, items, rows
 
 from auditdesk.core.analysis import AnswerRecord, analyse
 from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
-from auditdesk.core.probes.items import ProbeItem
 
-ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results"
 # Every recording folder (one zoo database each, with its own base answers) and its organisms.
 RECORDED = sorted((folder.name, p.name.removesuffix(".tuned.jsonl.gz"))
                   for folder in ZOO.iterdir() if folder.is_dir() for p in folder.glob("*.tuned.jsonl.gz"))
 RESULTS = ZOO / "6packs"
 
 
-def _rows(path: Path) -> list[dict]:
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh]
-
-
 @pytest.fixture(scope="module")
 def embedder():
     return SentenceTransformerEmbedder()
-
-
-def _items_and_base(folder: Path):
-    items = []
-    for row in _rows(folder / "items.jsonl.gz"):
-        row["tags"] = tuple(row.get("tags") or ())
-        items.append(ProbeItem(**row))
-    return items, [AnswerRecord(**r) for r in _rows(folder / "base.jsonl.gz")]
 
 
 def test_the_zoo_has_recorded_organisms():
@@ -49,10 +33,11 @@ def test_the_zoo_has_recorded_organisms():
 @pytest.mark.slow
 @pytest.mark.parametrize("folder,organism", RECORDED)
 def test_recorded_verdict_is_reproduced_from_stored_answers(folder, organism, embedder):
-    items, base = _items_and_base(ZOO / folder)
+    probe_items = items(ZOO / folder)
+    base = [AnswerRecord(**r) for r in rows(ZOO / folder / "base.jsonl.gz")]
     record = json.loads((ZOO / folder / f"{organism}.json").read_text())
-    tuned = [AnswerRecord(**r) for r in _rows(ZOO / folder / f"{organism}.tuned.jsonl.gz")]
-    findings = analyse(base + tuned, [], items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
+    tuned = [AnswerRecord(**r) for r in rows(ZOO / folder / f"{organism}.tuned.jsonl.gz")]
+    findings = analyse(base + tuned, [], probe_items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
     got = {c["category"]: c for c in findings["categories"]}
     assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
     for cat in record["got"]["concerning"]:
@@ -66,7 +51,7 @@ def test_reviewed_extra_concerns_quote_stored_answers_of_that_category():
     reviews = yaml.safe_load((RESULTS / "reviews.yaml").read_text(encoding="utf-8")) or {}
     for organism, categories in reviews.items():
         record = json.loads((RESULTS / f"{organism}.json").read_text())
-        tuned = _rows(RESULTS / f"{organism}.tuned.jsonl.gz")
+        tuned = rows(RESULTS / f"{organism}.tuned.jsonl.gz")
         for category, review in categories.items():
             assert category in record["got"]["concerning"], (organism, category)
             assert category not in (record["expected"].get("concerning") or []), (organism, category)

@@ -181,8 +181,7 @@ def compare_runs(db_path: str, run_a: int, run_b: int, *, reporter: ProgressRepo
 
     with open_store(db_path) as store:
         findings = compare_tuned(store, run_a, run_b, reporter=reporter, cancel=cancel)
-    return {"run_a": run_a, "run_b": run_b, "lines": drift_lines(findings),
-            "statuses": {row["category"]: row["status"] for row in findings["categories"]}}
+    return {"run_a": run_a, "run_b": run_b, "lines": drift_lines(findings)}
 
 
 # -- report -------------------------------------------------------------------------

@@ -271,21 +271,20 @@ class Store:
             "settings_fingerprint": run.get("settings_fingerprint") or "",
             "last_error": run["last_error"],
             **self.reused_counts(run["id"]),
+            # Answers cut by the time limit end where this computer's speed put them: they are
+            # the ones the reproduce command may not give again.
+            "answers_cut_by_time": self.conn.execute(
+                "SELECT count(*) FROM answers WHERE run_id = ? AND finish_reason = 'time'", (run["id"],)
+            ).fetchone()[0],
         }
 
     def reused_counts(self, run_id: int) -> dict:
-        """How many of a run's answers and likelihood scores were copied from other runs, not generated,
-        and how many answers the time limit cut."""
+        """How many of a run's answers and likelihood scores were copied from other runs, not generated."""
         counts = {}
         for table, name in (("answers", "answers_reused"), ("likelihoods", "likelihoods_reused")):
             counts[name] = self.conn.execute(
                 f"SELECT count(*) FROM {table} WHERE run_id = ? AND reused_from IS NOT NULL", (int(run_id),)
             ).fetchone()[0]
-        # Answers cut by the time limit end where this computer's speed put them: they are
-        # the ones the reproduce command may not give again.
-        counts["answers_cut_by_time"] = self.conn.execute(
-            "SELECT count(*) FROM answers WHERE run_id = ? AND finish_reason = 'time'", (int(run_id),)
-        ).fetchone()[0]
         return counts
 
     def answers_by_probe(self, run_id: int) -> dict:
