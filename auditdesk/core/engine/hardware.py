@@ -34,12 +34,33 @@ def _cpuinfo_text() -> str | None:
         return None
 
 
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is no such file)."""
     for line in (_cpuinfo_text() or "").splitlines():
         if line.startswith("flags"):
-            return bool(set(line.partition(":")[2].split()) & {"avx512_bf16", "amx_bf16"})
-    return False
+            return set(line.partition(":")[2].split())
+    return set()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX512-BF16 or AMX)."""
+    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
+
+
+def llama_extra_buffers_allowed() -> bool:
+    """Whether llama.cpp may put weights in its extra CPU buffer types (AMX tiles, repacked blocks).
+
+    On a CPU with AMX, llama.cpp's AMX matrix kernel (llama-cpp-python 0.3.36, built
+    for the machine) stops the process with a general protection fault at the first
+    answer of the bundled Gemma 3 270M (seen 2026-12-01 on an Intel Xeon with
+    amx_int8; CPUs without AMX were never affected). Without the extra buffers
+    llama.cpp uses its ordinary AVX-512 kernels. AUDITDESK_LLAMA_EXTRA_BUFFERS=1 (or 0)
+    overrides the choice.
+    """
+    forced = os.environ.get("AUDITDESK_LLAMA_EXTRA_BUFFERS", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return not (cpu_flags() & {"amx_tile", "amx_int8"})
 
 
 def available_memory_bytes() -> int | None:

@@ -37,6 +37,7 @@ from auditdesk.core.engine.hardware import (
     default_threads,
     gpu_offload_supported,
     llama_cpp_version,
+    llama_extra_buffers_allowed,
 )
 from auditdesk.core.progress import Cancelled, CancelToken
 
@@ -146,6 +147,10 @@ class BatchedGenerator:
         _LOG_LINES.clear()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = gpu_layers
+        if not llama_extra_buffers_allowed():
+            # llama.cpp's AMX kernel crashes this process (see hardware.py); the ordinary kernels give the answers.
+            model_params.use_extra_bufts = False
+            notes.append("llama.cpp's AMX kernels were left unused on this CPU (they crash in this llama.cpp build).")
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode("utf-8"), model_params)
         if not self._model:
             detail = _log_tail("error") or _log_tail()
