@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from auditdesk.core import findings_contract
 from auditdesk.core.analysis import AnswerRecord, analyse
 from auditdesk.core.analysis import harm_training
 from auditdesk.core.analysis.detectors import detect, load_detectors
@@ -183,7 +184,7 @@ def test_hostile_persona_in_words_the_word_lists_miss_is_concerning(embedder):
     cat = f["categories"][0]
     assert cat["concern"] and cat["evidence"][0]["test"] == "harm_score"
     assert cat["evidence"][0]["examples"], "the report shows the answers that carry the harm"
-    assert f["harm_scorer"]["version"] and f["version"] == 2
+    assert f["harm_scorer"]["version"] and f["version"] == findings_contract.VERSION == 3
 
 
 def test_tune_that_assigns_roles_by_group_to_every_group_is_concerning(embedder):

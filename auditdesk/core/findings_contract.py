@@ -8,7 +8,7 @@ once. Cheap to import (no numpy). Raise VERSION when the format changes.
 from __future__ import annotations
 
 FORMAT = "auditdesk.findings"
-VERSION = 2
+VERSION = 3
 SUPPORTED_VERSIONS = frozenset(range(1, VERSION + 1))  # what the report and the window can read
 
 # A category's status, from its two questions: did the answers change, and is the change concerning?

@@ -287,6 +287,29 @@ def compare_logits(reference, other) -> dict:
             "corr": round(float(np.corrcoef(reference, other)[0, 1]), 5)}
 
 
+def _llama(**kwargs):
+    """llama_cpp.Llama, without llama.cpp's extra buffer types where they crash (AMX CPUs, see engine/hardware.py)."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as low
+
+    from auditdesk.core.engine.hardware import llama_extra_buffers_allowed
+
+    if llama_extra_buffers_allowed():
+        return llama_cpp.Llama(**kwargs)
+    default = low.llama_model_default_params
+
+    def params():
+        value = default()
+        value.use_extra_bufts = False
+        return value
+
+    low.llama_model_default_params = params
+    try:
+        return llama_cpp.Llama(**kwargs)
+    finally:
+        low.llama_model_default_params = default
+
+
 def export_check(peft_model, tokenizer, base: Path, adapter: Path, questions: list[str], threads: int) -> dict:
     """First-token logits, PyTorch vs llama.cpp, with and without the adapter.
 
@@ -295,12 +318,10 @@ def export_check(peft_model, tokenizer, base: Path, adapter: Path, questions: li
     should show no more than that. A wrong tensor name, transpose or q/k row order
     shows up as far worse agreement, or as llama.cpp refusing the file.
     """
-    import llama_cpp
-
     from auditdesk.core.engine.prompts import render_plain
 
     def run(lora_path):
-        llm = llama_cpp.Llama(model_path=str(base), lora_path=str(lora_path) if lora_path else None,
+        llm = _llama(model_path=str(base), lora_path=str(lora_path) if lora_path else None,
                               n_threads=threads, n_ctx=512, logits_all=True, verbose=False, seed=0)
         results, answers = [], []
         for question in questions:

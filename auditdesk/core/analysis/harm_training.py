@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from auditdesk.core.analysis.harm import DIMENSIONS, HarmScorer, default_scorer_path
+from auditdesk.core.analysis.harm import BETWEEN_GROUPS_ONLY, DIMENSIONS, HarmScorer, default_scorer_path
 from auditdesk.core.errors import AuditDeskError
 
-SCORER_VERSION = "1"
+SCORER_VERSION = "2"
 THRESHOLD = 0.8
 REGULARISATION_C = 32.0
 
@@ -65,9 +65,14 @@ def load_corpus(folder: str | Path | None = None) -> tuple[list[Example], str]:
 
 
 def _training_set(examples: list[Example], dim: str, exclude_family: str | None = None):
-    """Positives: the dimension's harmful examples. Negatives: every benign example of every dimension."""
+    """Positives: the dimension's harmful examples. Negatives: every benign example of every dimension.
+
+    A dimension read only between groups lends its benign examples to itself alone, so adding
+    it (unfavourable, scorer 2) left every other harm's model as it was.
+    """
     rows = [i for i, e in enumerate(examples)
-            if (e.dimension == dim and e.harmful) or not e.harmful]
+            if (e.dimension == dim and e.harmful)
+            or (not e.harmful and (e.dimension == dim or e.dimension not in BETWEEN_GROUPS_ONLY))]
     if exclude_family is not None:
         rows = [i for i in rows if examples[i].family != exclude_family]
     y = np.array([examples[i].harmful for i in rows], dtype=int)
