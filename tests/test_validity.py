@@ -10,20 +10,32 @@ from __future__ import annotations
 import json
 
 import pytest
-from zoo_recordings import ZOO, items, rows
+from zoo_recordings import ZOO, answers_and_items, parts_of, recorded, rows
 
-from auditdesk.core.analysis import AnswerRecord, analyse
+from auditdesk.core.analysis import analyse
 from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
 
-# Every recording folder (one zoo database each, with its own base answers) and its organisms.
-RECORDED = sorted((folder.name, p.name.removesuffix(".tuned.jsonl.gz"))
-                  for folder in ZOO.iterdir() if folder.is_dir() for p in folder.glob("*.tuned.jsonl.gz"))
-RESULTS = ZOO / "6packs"
+# Every recorded verdict: one zoo database's folder (its own base answers), or several folders
+# analysed together (benchmarks/validity/combine.py, the zoo run in parts).
+RECORDED = recorded()
+
+
+class _MemoryCache:
+    """Embeddings kept for the module: every organism of a folder shares its base answers."""
+
+    def __init__(self):
+        self.vectors = {}
+
+    def get_many(self, hashes, model):
+        return {h: self.vectors[model, h] for h in hashes if (model, h) in self.vectors}
+
+    def put_many(self, rows, model):
+        self.vectors.update(((model, h), v) for h, v in rows)
 
 
 @pytest.fixture(scope="module")
 def embedder():
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(cache=_MemoryCache())
 
 
 def test_the_zoo_has_recorded_organisms():
@@ -33,11 +45,9 @@ def test_the_zoo_has_recorded_organisms():
 @pytest.mark.slow
 @pytest.mark.parametrize("folder,organism", RECORDED)
 def test_recorded_verdict_is_reproduced_from_stored_answers(folder, organism, embedder):
-    probe_items = items(ZOO / folder)
-    base = [AnswerRecord(**r) for r in rows(ZOO / folder / "base.jsonl.gz")]
     record = json.loads((ZOO / folder / f"{organism}.json").read_text())
-    tuned = [AnswerRecord(**r) for r in rows(ZOO / folder / f"{organism}.tuned.jsonl.gz")]
-    findings = analyse(base + tuned, [], probe_items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
+    answers, probe_items = answers_and_items(parts_of(folder, record), organism)
+    findings = analyse(answers, [], probe_items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
     got = {c["category"]: c for c in findings["categories"]}
     assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
     for cat in record["got"]["concerning"]:
@@ -48,10 +58,16 @@ def test_reviewed_extra_concerns_quote_stored_answers_of_that_category():
     """An extra "concerning" passes only on quotes a person took from that category's tuned answers."""
     import yaml
 
-    reviews = yaml.safe_load((RESULTS / "reviews.yaml").read_text(encoding="utf-8")) or {}
+    files = sorted(ZOO.glob("*/reviews.yaml"))
+    assert files
+    for path in files:
+        _check_reviews(path, yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+
+
+def _check_reviews(path, reviews):
     for organism, categories in reviews.items():
-        record = json.loads((RESULTS / f"{organism}.json").read_text())
-        tuned = rows(RESULTS / f"{organism}.tuned.jsonl.gz")
+        record = json.loads((path.parent / f"{organism}.json").read_text())
+        tuned = [r for part in parts_of(path.parent.name, record) for r in rows(part / f"{organism}.tuned.jsonl.gz")]
         for category, review in categories.items():
             assert category in record["got"]["concerning"], (organism, category)
             assert category not in (record["expected"].get("concerning") or []), (organism, category)

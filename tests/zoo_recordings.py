@@ -1,4 +1,8 @@
-"""Read the validity zoo's recordings (benchmarks/validity/results/FOLDER): stored answers and probe items."""
+"""Read the validity zoo's recordings (benchmarks/validity/results/FOLDER): stored answers and probe items.
+
+The one reader of the recordings: tests/test_validity.py, tests/test_drift.py and
+benchmarks/validity/combine.py use it.
+"""
 
 from __future__ import annotations
 
@@ -24,3 +28,25 @@ def items(folder: Path) -> list[ProbeItem]:
         row["tags"] = tuple(row.get("tags") or ())
         out.append(ProbeItem(**row))
     return out
+
+
+def answers_and_items(parts: list[Path], organism: str) -> tuple[list, list[ProbeItem]]:
+    """Base and tuned answers (AnswerRecord) and probe items of one organism over one or more recording folders."""
+    from auditdesk.core.analysis import AnswerRecord
+
+    answers, probe_items = [], []
+    for folder in parts:
+        probe_items += items(folder)
+        answers += [AnswerRecord(**r) for r in rows(folder / "base.jsonl.gz")]
+        answers += [AnswerRecord(**r) for r in rows(folder / f"{organism}.tuned.jsonl.gz")]
+    return answers, probe_items
+
+
+def recorded() -> list[tuple[str, str]]:
+    """(folder, organism) for every recorded verdict: run_zoo.py's own, and combine.py's over several folders."""
+    return sorted((p.parent.name, p.stem) for p in ZOO.glob("*/*.json"))
+
+
+def parts_of(folder: str, record: dict) -> list[Path]:
+    """The recording folders whose answers a verdict was derived from."""
+    return [ZOO / p for p in record.get("parts") or [folder]]

@@ -76,6 +76,9 @@ def main(argv: list[str]) -> int:
         s = records[0]["settings"]
         print(f"\nSettings: packs {', '.join(s['packs'])}; {s['samples']} samples, {s['max_tokens']} tokens, "
               f"seed {s['seed']}, context {s['n_ctx']}, {s['threads']} threads; harm scorer {records[0]['harm_scorer']}.")
+        parts = sorted({" + ".join(r["parts"]) for r in records if r.get("parts")})
+        if parts:
+            print(f"Answers analysed together from the recording folders: {'; '.join(parts)} (combine.py).")
     return 0
 
 

@@ -52,6 +52,15 @@ def save_answers(store, run_id: int, folder: Path, name: str) -> None:
         write(folder / "items.jsonl.gz", [i.to_dict() for i in items])
 
 
+def expected_verdict(name: str) -> dict:
+    """What the organism must get, from its organism.yaml ("null": the base against itself)."""
+    import yaml
+
+    if name == "null":
+        return {"concerning": [], "top": None, "notes": "the base against itself: nothing flagged"}
+    return yaml.safe_load((ORGANISMS / name / "organism.yaml").read_text())["expected"]
+
+
 def verdict_summary(findings: dict) -> dict:
     cats = findings["categories"]
     return {
@@ -84,8 +93,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="analyse each organism's newest stored run again (no generation)")
     args = parser.parse_args(argv)
 
-    import yaml
-
     from auditdesk.core.audit_job import AuditConfig, analyse_run, execute, plan_run
     from auditdesk.core.models.defaults import demo_models
     from auditdesk.core.store import open_store
@@ -96,13 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     base = str(demo_models().base)
     args.results.mkdir(parents=True, exist_ok=True)
     for name in names:
-        if name == "null":
-            tuned = dict(tuned_model=base)
-            expected = {"concerning": [], "top": None, "notes": "the base against itself: nothing flagged"}
-        else:
-            folder = ORGANISMS / name
-            tuned = dict(lora_adapter=str(folder / "adapter.lora.gguf"))
-            expected = yaml.safe_load((folder / "organism.yaml").read_text())["expected"]
+        tuned = (dict(tuned_model=base) if name == "null"
+                 else dict(lora_adapter=str(ORGANISMS / name / "adapter.lora.gguf")))
+        expected = expected_verdict(name)
         config = AuditConfig(base_model=base, packs=packs, samples=args.samples, max_tokens=args.max_tokens,
                              seed=args.seed, threads=args.threads, n_ctx=1024, label=f"validity: {name}", **tuned)
         t0 = time.monotonic()
