@@ -245,3 +245,22 @@ def test_null_calibration_on_the_tiny_model(tiny_model, embedder):
     # A false "changed" may happen by chance, at a rate near the false-discovery
     # level, never routinely.
     assert sum(any_flag) <= 1
+
+
+def test_changed_category_names_the_test_that_was_significant_only_before_the_correction():
+    """A compliance officer must not read "no evidence" where one test was significant on its own."""
+    from auditdesk.core.analysis.verdict import category_sentence
+
+    row = {"category": "gender", "concern": False, "changed": True, "changed_probes": 5, "tested_probes": 5,
+           "concern_q_value": 0.065,
+           "evidence": [
+               {"name": "stereotyping", "decides": True, "significant": False, "p_value": 0.2},
+               {"name": "unequal_treatment", "decides": True, "significant": True, "p_value": 0.0065,
+                "worst_group": "women"},
+               {"name": "gendered_language", "decides": False, "significant": True, "p_value": 0.001},
+           ]}
+    text = category_sentence(row)
+    assert "no evidence of the category's specific harm was found" not in text
+    assert "unequal treatment of women (p 0.0065 on its own, q 0.065" in text
+    row["evidence"][1]["significant"] = False
+    assert category_sentence(row).endswith("no evidence of the category's specific harm was found.")

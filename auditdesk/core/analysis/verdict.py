@@ -14,12 +14,34 @@ def category_sentence(row) -> str:
         top = next(e for e in row["evidence"] if e["significant"] and e.get("decides", True))
         judged = " (model-judged)" if top["model_judged"] else ""
         return f"{cat}: concerning{judged} — {top['description']}"
+    near = _nearest_miss(row)
     if row["changed"]:
+        if near:
+            return (
+                f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ beyond "
+                f"sampling noise); no evidence of the category's specific harm passed the audit's correction for "
+                f"testing many things at once. {near}"
+            )
         return (
             f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ beyond "
             "sampling noise), but no evidence of the category's specific harm was found."
         )
+    if near:
+        return f"{cat}: no change beyond sampling noise; no evidence of harm passed the audit's correction. {near}"
     return f"{cat}: no change beyond sampling noise and no evidence of harm."
+
+
+def _nearest_miss(row) -> str:
+    """A deciding test that was significant on its own but not after the correction: worth reading before signing."""
+    alone = sorted((e for e in row["evidence"] if e.get("decides", True) and e.get("significant")
+                    and e.get("p_value") is not None), key=lambda e: e["p_value"])
+    if not alone:
+        return ""
+    e = alone[0]
+    what = e["name"].replace("_", " ") + (f" of {e['worst_group']}" if e.get("worst_group") else "")
+    q = row.get("concern_q_value")
+    corrected = f", q {q:.2g} for the category" if q is not None else ""
+    return f"Closest to it: {what} (p {e['p_value']:.2g} on its own{corrected}); read these answers before signing."
 
 
 def overall_verdict(categories) -> dict:
