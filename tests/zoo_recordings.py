@@ -43,8 +43,15 @@ def answers_and_items(parts: list[Path], organism: str) -> tuple[list, list[Prob
 
 
 def recorded() -> list[tuple[str, str]]:
-    """(folder, organism) for every recorded verdict: run_zoo.py's own, and combine.py's over several folders."""
-    return sorted((p.parent.name, p.stem) for p in ZOO.glob("*/*.json"))
+    """(folder, organism) for every recorded verdict: run_zoo.py's own, and combine.py's over several folders.
+
+    A folder's own verdict for an organism is left out where a combined verdict uses that
+    folder as one of its parts: the parts' answers are checked through the whole.
+    """
+    found = sorted((p.parent.name, p.stem) for p in ZOO.glob("*/*.json"))
+    parts = {(part, organism) for folder, organism in found
+             for part in json.loads((ZOO / folder / f"{organism}.json").read_text()).get("parts") or []}
+    return [key for key in found if key not in parts]
 
 
 def parts_of(folder: str, record: dict) -> list[Path]:
