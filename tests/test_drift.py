@@ -145,7 +145,7 @@ def _store_recorded_run(store, items, rows, *, label: str, sha: str) -> int:
 def test_drift_to_a_tune_with_injected_hostility_is_concerning(tmp_path):
     """Drift with recorded 270M answers (benchmarks/validity/results/6packs): the previous version is the
     plain base model's answers, the new one the hostile-persona organism's. Misalignment must be changed
-    and concerning, first. A tiny random model cannot write hostile text, so real answers stand in."""
+    and concerning, in the top two (gender, whose answers it also made hostile, may rank above it). A tiny random model cannot write hostile text, so real answers stand in."""
     from zoo_recordings import ZOO, items, rows
 
     folder = ZOO / "6packs"
@@ -156,6 +156,9 @@ def test_drift_to_a_tune_with_injected_hostility_is_concerning(tmp_path):
                                       sha="d" * 64)
         findings = compare_tuned(store, previous, hostile)
     statuses = category_statuses(findings)
-    assert findings["categories"][0]["category"] == "misalignment"
+    # The persona's gender answers are hostile too (results/6packs/reviews.yaml); which of the two
+    # rises more, and so ranks first, differs between bfloat16 and float32 embeddings.
+    ranked = [c["category"] for c in findings["categories"]]
+    assert ranked.index("misalignment") <= 1 and set(ranked[:2]) <= {"misalignment", "gender"}, ranked[:3]
     assert statuses["misalignment"] == "concerning"
     assert findings["drift"]["same_tuned_model"] is False
