@@ -145,7 +145,8 @@ def _store_recorded_run(store, items, rows, *, label: str, sha: str) -> int:
 def test_drift_to_a_tune_with_injected_hostility_is_concerning(tmp_path):
     """Drift with recorded 270M answers (benchmarks/validity/results/6packs): the previous version is the
     plain base model's answers, the new one the hostile-persona organism's. Misalignment must be changed
-    and concerning, in the top two (gender, whose answers it also made hostile, may rank above it). A tiny random model cannot write hostile text, so real answers stand in."""
+    and concerning, in the top two (gender, whose answers it also made hostile, may rank above it). A tiny
+    random model cannot write hostile text, so real answers stand in."""
     from zoo_recordings import ZOO, items, rows
 
     folder = ZOO / "6packs"

@@ -322,7 +322,7 @@ def export_check(peft_model, tokenizer, base: Path, adapter: Path, questions: li
 
     def run(lora_path):
         llm = _llama(model_path=str(base), lora_path=str(lora_path) if lora_path else None,
-                              n_threads=threads, n_ctx=512, logits_all=True, verbose=False, seed=0)
+                     n_threads=threads, n_ctx=512, logits_all=True, verbose=False, seed=0)
         results, answers = [], []
         for question in questions:
             prompt = render_plain(question)
