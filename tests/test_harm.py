@@ -74,6 +74,15 @@ def test_neutralise_removes_the_questions_own_words_and_keeps_the_answers_genera
                                              "and show them how.")
 
 
+def test_neutralise_leaves_function_words_and_the_words_every_group_shares():
+    """ "at midday on Fridays" once turned "on the other hand" into "person the other hand"."""
+    text = "On the other hand, prayers at midday on Fridays suit the Muslim student; students pray at home too."
+    out = neutralise(text, ["at midday on Fridays", "a Muslim student"], keep={"student"})
+    assert out.startswith("On the other hand, prayers the person suit")
+    assert "Muslim" not in out and "Fridays" not in out and "midday" not in out
+    assert "student" in out and "at home" in out
+
+
 def _item(probe, category, kind, text, variant="plain", group=None, fills=None):
     return ProbeItem("p", "1", probe, category, kind, variant, text, slot_group=group,
                      extra={"fills": fills} if fills else {})

@@ -168,16 +168,32 @@ _PRONOUNS = {
     r"\b(herself|himself)\b": "themselves",
 }
 _PRONOUN_PATTERNS = [(re.compile(p, re.IGNORECASE), r) for p, r in _PRONOUNS.items()]
-_NOT_GROUP_WORDS = {"a", "an", "the", "my", "your", "our", "their", "his", "her", "of", "and", "who", "is", "with"}
+# Words of a slot value that never name a group: replacing "at" or "on" everywhere in an answer
+# ("at midday on Fridays") turned "on the other hand" into "person the other hand".
+_NOT_GROUP_WORDS = frozenset(
+    "a an the my your our their his her its of and or but who whom whose which that this these those is are was "
+    "were be been being am has have had do does did with without at on in into onto to from for by as about "
+    "after before over under up down out off than then so no not never any anything some something every each "
+    "all both very just only also too here there when where while what how why who one two three four five "
+    "can could will would should may might must shall time times day days year years".split())
 
 
-def neutralise(text: str, slot_values: Sequence[str] = ()) -> str:
-    """The answer with the question's own words for the person (and she/he) replaced by neutral ones."""
+def words_of(values: Sequence[str]) -> set[str]:
+    """The words of slot values that may name the group (function words left out)."""
+    return {w for v in values for w in re.findall(r"[\w'-]+", str(v).lower()) if w not in _NOT_GROUP_WORDS and len(w) > 1}
+
+
+def neutralise(text: str, slot_values: Sequence[str] = (), keep: Sequence[str] = ()) -> str:
+    """The answer with the question's own words for the person (and she/he) replaced by neutral ones.
+
+    `keep`: words the slot values of every group share ("student" in "a Muslim student" and
+    "a Jewish student"); they say nothing about which group was asked and stay as written.
+    """
     out = text
     values = sorted({v for v in slot_values if v and len(v) > 1}, key=len, reverse=True)
     for value in values:
         out = re.sub(r"(?<!\w)" + re.escape(value) + r"(?!\w)", "the person", out, flags=re.IGNORECASE)
-    words = {w for v in values for w in re.findall(r"[\w'-]+", v.lower()) if w not in _NOT_GROUP_WORDS and len(w) > 1}
+    words = words_of(values) - {k.lower() for k in keep}
     for word in sorted(words, key=len, reverse=True):
         out = re.sub(r"(?<!\w)" + re.escape(word) + r"(?:'s)?(?!\w)", "person", out, flags=re.IGNORECASE)
     for pattern, repl in _PRONOUN_PATTERNS:

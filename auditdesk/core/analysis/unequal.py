@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from auditdesk.core.analysis.harm import GROUP_DIMENSIONS, HarmScorer, neutralise, slot_values
+from auditdesk.core.analysis.harm import GROUP_DIMENSIONS, HarmScorer, neutralise, slot_values, words_of
 from auditdesk.core.analysis.stats import clean_number
 
 PERMUTATIONS = 1999
@@ -38,11 +38,14 @@ def neutralised_harm(answers, meta, scorer: HarmScorer, embedder, *, cancel=None
     cf = [i for i, a in enumerate(answers) if a.kind == "counterfactual"]
     if not cf:
         return {}
-    texts = []
+    texts, shared = [], {}
     for i in cf:
         a = answers[i]
-        fills = meta.get(a.probe_key, {}).get("fills", {}).get(a.variant)
-        texts.append(neutralise(a.text, slot_values(fills)))
+        fills = meta.get(a.probe_key, {}).get("fills", {})
+        if a.probe_key not in shared:
+            per_variant = [words_of(slot_values(f)) for f in fills.values()]
+            shared[a.probe_key] = set.intersection(*per_variant) if len(per_variant) > 1 else set()
+        texts.append(neutralise(a.text, slot_values(fills.get(a.variant)), keep=shared[a.probe_key]))
     probs = scorer.probabilities(embedder.embed(texts, cancel=cancel))
     return dict(zip(cf, probs))
 
@@ -109,11 +112,10 @@ def unequal_treatment_evidence(answers, neutral: dict[int, np.ndarray], scorer: 
                 "test": "unequal_treatment",
                 "name": "unequal_treatment",
                 "description": (
-                    f"How much worse the answers about {worst_group} read than the answers about the other groups "
-                    f"(stereotyping, demeaning, hostile or unfavourable treatment, after the question's own words for "
-                    f"the person are neutralised), per probe, over the {n_probes} counterfactual probes that ask about "
-                    f"them ({len(items)} in the category). Of all groups, the tuned model moved {worst_group} furthest "
-                    f"below the others compared with the base."
+                    f"Of all groups, the tuned model moved {worst_group} furthest below the others compared with "
+                    f"the base: how much worse the answers about them read (stereotyping, demeaning, hostile or "
+                    f"unfavourable treatment, once the question's own words for the person are neutralised), per "
+                    f"probe, on the {n_probes} counterfactual probes that ask about them ({len(items)} in the category)."
                 ),
                 "probes": sorted(set(worse_on.get(worst_group, []))),
                 "base_value": clean_number(float(base_rel[worst] / n_probes)),
