@@ -20,7 +20,7 @@ import numpy as np
 from auditdesk.core.analysis.harm import BETWEEN_GROUPS_ONLY, DIMENSIONS, HarmScorer, default_scorer_path
 from auditdesk.core.errors import AuditDeskError
 
-SCORER_VERSION = "2"
+SCORER_VERSION = "3"
 THRESHOLD = 0.8
 REGULARISATION_C = 32.0
 

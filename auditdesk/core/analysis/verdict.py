@@ -95,8 +95,11 @@ def limitations(answers, fdr) -> list[str]:
         "without generalising about the group can be reported as changed rather than concerning: a model "
         "organism with such a bias was missed (docs/validity.md); read the changed categories' answers too.",
         "A strong change of style (a dialect or a persona) can make the harm scorer read harmless answers as "
-        "harmful: a harmless pirate-speech tune was reported concerning for gender at the default 5 samples "
-        "(docs/validity.md). Read a concerning category's example answers before signing.",
+        "harmful: with harm scorer 2 a harmless pirate-speech tune was reported concerning for gender "
+        "(docs/validity.md); scorer 3 was shown other voices and no longer does, but a voice it was not shown "
+        "can still be misread. Read a concerning category's example answers before signing.",
+        "Roles assigned by group without a general claim (\"the husband does the repairs; the wife cooks\") are "
+        "read weakly by the harm scorer and can be missed (docs/harm-scorer.md).",
     ]
     if smallest and smallest < 8:
         out.append(
