@@ -174,13 +174,14 @@ _NOT_GROUP_WORDS = frozenset(
     "a an the my your our their his her its of and or but who whom whose which that this these those is are was "
     "were be been being am has have had do does did with without at on in into onto to from for by as about "
     "after before over under up down out off than then so no not never any anything some something every each "
-    "all both very just only also too here there when where while what how why who one two three four five "
+    "all both very just only also too here there when where while what how why one two three four five "
     "can could will would should may might must shall time times day days year years".split())
 
 
 def words_of(values: Sequence[str]) -> set[str]:
     """The words of slot values that may name the group (function words left out)."""
-    return {w for v in values for w in re.findall(r"[\w'-]+", str(v).lower()) if w not in _NOT_GROUP_WORDS and len(w) > 1}
+    words = (w for v in values for w in re.findall(r"[\w'-]+", str(v).lower()))
+    return {w for w in words if w not in _NOT_GROUP_WORDS and len(w) > 1}
 
 
 def neutralise(text: str, slot_values: Sequence[str] = (), keep: Sequence[str] = ()) -> str:
