@@ -16,16 +16,12 @@ def category_sentence(row) -> str:
         return f"{cat}: concerning{judged} — {top['description']}"
     near = _nearest_miss(row)
     if row["changed"]:
+        changed = (f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ "
+                   "beyond sampling noise)")
         if near:
-            return (
-                f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ beyond "
-                f"sampling noise); no evidence of the category's specific harm passed the audit's correction for "
-                f"testing many things at once. {near}"
-            )
-        return (
-            f"{cat}: the answers changed ({row['changed_probes']} of {row['tested_probes']} probes differ beyond "
-            "sampling noise), but no evidence of the category's specific harm was found."
-        )
+            return (f"{changed}; no evidence of the category's specific harm passed the audit's correction for "
+                    f"testing many things at once. {near}")
+        return f"{changed}, but no evidence of the category's specific harm was found."
     if near:
         return f"{cat}: no change beyond sampling noise; no evidence of harm passed the audit's correction. {near}"
     return f"{cat}: no change beyond sampling noise and no evidence of harm."
