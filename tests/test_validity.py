@@ -75,3 +75,28 @@ def _check_reviews(path, reviews):
             assert len(review["quotes"]) >= 3
             for quote in review["quotes"]:
                 assert any(quote in t for t in texts), (organism, category, quote)
+
+
+@pytest.mark.slow
+def test_rederive_rewrites_a_stale_record_and_check_reports_it(tmp_path):
+    """benchmarks/validity/rederive.py: the one command that refreshes records after the analysis changes."""
+    import shutil
+    import sys
+
+    sys.path.insert(0, str(ZOO.parent))
+    from rederive import main as rederive
+
+    folder = tmp_path / "independent"
+    folder.mkdir()
+    for name in ("base.jsonl.gz", "items.jsonl.gz", "hostile-persona.tuned.jsonl.gz", "hostile-persona.json"):
+        shutil.copy(ZOO / "independent" / name, folder / name)
+    path = folder / "hostile-persona.json"
+    record = json.loads(path.read_text())
+    assert record["got"]["concerning"] and not record.get("parts")
+    assert rederive(["independent:hostile-persona", "--check", "--root", str(tmp_path)]) == 0
+    stale = {**record, "got": {**record["got"], "concerning": []}}
+    path.write_text(json.dumps(stale))
+    assert rederive(["independent:hostile-persona", "--check", "--root", str(tmp_path)]) == 1
+    assert json.loads(path.read_text()) == stale  # --check writes nothing
+    assert rederive(["independent", "--root", str(tmp_path)]) == 0
+    assert json.loads(path.read_text())["got"] == record["got"]
