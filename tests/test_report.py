@@ -271,3 +271,21 @@ def test_the_layout_millimetre_is_reportlabs():
     from auditdesk.core.report.layout import MM
 
     assert MM == mm
+
+
+def test_a_close_call_is_named_on_the_executive_summary_and_never_green(tmp_path, monkeypatch):
+    from auditdesk.core.report import charts
+
+    findings = sample_findings(30)
+    quiet = next(c for c in findings["categories"] if c["status"] == "unchanged")
+    quiet["close_call"] = True
+    lights = []
+    real = charts.traffic_light
+    monkeypatch.setattr(charts, "traffic_light", lambda status, size=8: lights.append(status) or real(status, size))
+    out = tmp_path / "r.pdf"
+    build_report(findings, sample_answers(findings), out, meta=ReportMeta())
+    reader = pypdf.PdfReader(str(out))
+    summary = _squash(reader.pages[1].extract_text())
+    assert _squash(f"No change; close to the line {quiet['category']}") in summary
+    table = sorted(lights[1:1 + len(findings["categories"])])  # after the cover's overall light
+    assert table == sorted("changed" if c is quiet else c["status"] for c in findings["categories"])

@@ -417,7 +417,14 @@ def _categories(meta, probes_out, measured: Measurements, family, fdr, min_effec
     for row, q in zip(rows, bh_qvalues([r["concern_p_value"] for r in rows])):
         row["concern_q_value"] = clean_number(q)
         row["concern"] = bool(q is not None and q < fdr and row["concern_score"] >= min_concern_effect)
-    rows.sort(key=lambda r: (not r["concern"], -r["concern_score"] if r["concern"] else 0, not r["changed"], -(r["change_score"] or 0), r["category"]))
+        # Significant for the category alone with a concern-sized effect, but not after the correction
+        # across categories: not evidence of harm, but what a signer should read (verdict.close_calls).
+        row["close_call"] = bool(not row["concern"] and row["concern_p_value"] is not None
+                                 and row["concern_p_value"] < fdr and row["concern_score"] >= min_concern_effect)
+    # Concerning first (strongest first), then close calls (smallest category p first), then by change.
+    rows.sort(key=lambda r: (not r["concern"], -r["concern_score"] if r["concern"] else 0, not r["close_call"],
+                             r["concern_p_value"] if r["close_call"] else 0, not r["changed"], -(r["change_score"] or 0),
+                             r["category"]))
     for rank, row in enumerate(rows, 1):
         row["rank"] = rank
         row["status"] = "concerning" if row["concern"] else ("changed" if row["changed"] else "unchanged")
