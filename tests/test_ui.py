@@ -528,3 +528,22 @@ def test_category_bars_measure_the_score_behind_each_status_on_a_fixed_scale():
                    "change_score": 0.3}) == 0.3
     assert _score({"status": "concerning", "concern": True, "changed": True, "concern_score": 0.5,
                    "change_score": 0.3}) == 0.5
+
+
+def test_category_strip_shows_a_close_call_in_words_and_never_green(qtbot):
+    from auditdesk.ui.palette import STATUS_COLOURS
+    from auditdesk.ui.widgets.charts import CategoryStrip
+
+    strip = CategoryStrip()
+    qtbot.addWidget(strip)
+    quiet = {"status": "unchanged", "concern": False, "changed": False, "concern_score": 0.0, "change_score": 0.01}
+    strip.set_categories([{**quiet, "category": "safety", "close_call": True, "concern_score": 0.4},
+                          {**quiet, "category": "age"}])
+    assert strip.accessibleDescription() == "safety: no change; close to the line; age: no change"
+    strip.resize(700, strip.height())
+    image = strip.grab().toImage()
+    row_y = 4 + strip._row_height() // 2
+    colours = {image.pixelColor(x, row_y).name() for x in range(image.width())}
+    assert STATUS_COLOURS["changed"].name() in colours and STATUS_COLOURS["unchanged"].name() not in colours
+    colours = {image.pixelColor(x, row_y + strip._row_height()).name() for x in range(image.width())}
+    assert STATUS_COLOURS["unchanged"].name() in colours

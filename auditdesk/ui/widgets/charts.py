@@ -105,7 +105,7 @@ class CategoryStrip(QWidget):
     def set_categories(self, categories: list[dict]) -> None:
         self._rows = list(categories)
         self.setFixedHeight(max(40, self._row_height() * max(1, len(self._rows)) + 30))
-        lines = [f"{c.get('category')}: {STATUS_WORDS_LOWER[category_status(c)]}" for c in self._rows]
+        lines = [f"{c.get('category')}: {_status_words(c)}" for c in self._rows]
         self.setAccessibleDescription("; ".join(lines))
         self.update()
 
@@ -122,7 +122,7 @@ class CategoryStrip(QWidget):
             painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, "No analysis yet.")
             return
         label_w = max(fm.horizontalAdvance(str(c.get("category", ""))) for c in self._rows) + 16
-        status_w = max(fm.horizontalAdvance(w) for w in STATUS_WORDS.values()) + 16
+        status_w = max(fm.horizontalAdvance(_status_words(c)) for c in self._rows) + 16
         bar_w = max(40, self.width() - label_w - status_w - 16)
         rh = self._row_height()
         y = 4
@@ -131,8 +131,9 @@ class CategoryStrip(QWidget):
             painter.setPen(text_colour)
             painter.drawText(QRectF(4, y, label_w, rh), Qt.AlignmentFlag.AlignVCenter, str(row.get("category", "")))
             length = max(6.0, bar_w * min(1.0, _score(row)))
-            painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), STATUS_COLOURS[status])
-            painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, STATUS_WORDS_LOWER[status])
+            colour = STATUS_COLOURS["changed" if row.get("close_call") else status]  # a close call is never green
+            painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), colour)
+            painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, _status_words(row))
             y += rh
         # Legend, so colour is never the only carrier of meaning.
         painter.setPen(text_colour)
@@ -148,10 +149,16 @@ class CategoryStrip(QWidget):
             self.category_clicked.emit(str(self._rows[i].get("category", "")))
 
 
+def _status_words(category: dict) -> str:
+    """The status in words; a close call (significant alone, not after the correction) says so."""
+    words = STATUS_WORDS_LOWER[category_status(category)]
+    return words + "; close to the line" if category.get("close_call") else words
+
+
 def _score(category: dict) -> float:
-    """The score behind the category's status, 0 for a category with no change."""
+    """The score behind the category's status (a close call: its concern score), 0 for no change."""
     status = category_status(category)
-    key = {"concerning": "concern_score", "changed": "change_score"}.get(status)
+    key = "concern_score" if category.get("close_call") else {"concerning": "concern_score", "changed": "change_score"}.get(status)
     value = category.get(key) if key else 0.0
     if isinstance(value, (int, float)) and math.isfinite(value):
         return max(0.0, float(value))
