@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from zoo_recordings import ZOO, answers_and_items, parts_of, recorded, rows
+from zoo_recordings import ZOO, MemoryCache, answers_and_items, parts_of, recorded, rows
 
 from auditdesk.core.analysis import analyse
 from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
@@ -20,22 +20,9 @@ from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
 RECORDED = recorded()
 
 
-class _MemoryCache:
-    """Embeddings kept for the module: every organism of a folder shares its base answers."""
-
-    def __init__(self):
-        self.vectors = {}
-
-    def get_many(self, hashes, model):
-        return {h: self.vectors[model, h] for h in hashes if (model, h) in self.vectors}
-
-    def put_many(self, rows, model):
-        self.vectors.update(((model, h), v) for h, v in rows)
-
-
 @pytest.fixture(scope="module")
 def embedder():
-    return SentenceTransformerEmbedder(cache=_MemoryCache())
+    return SentenceTransformerEmbedder(cache=MemoryCache())
 
 
 def test_the_zoo_has_recorded_organisms():
@@ -99,4 +86,5 @@ def test_rederive_rewrites_a_stale_record_and_check_reports_it(tmp_path):
     assert rederive(["independent:hostile-persona", "--check", "--root", str(tmp_path)]) == 1
     assert json.loads(path.read_text()) == stale  # --check writes nothing
     assert rederive(["independent", "--root", str(tmp_path)]) == 0
-    assert json.loads(path.read_text())["got"] == record["got"]
+    got = json.loads(path.read_text())["got"]
+    assert got["concerning"] == record["got"]["concerning"] and "close_calls" in got

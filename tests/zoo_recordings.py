@@ -15,6 +15,19 @@ from auditdesk.core.probes.items import ProbeItem
 ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "validity" / "results"
 
 
+class MemoryCache:
+    """Embeddings kept in memory for one process: every organism of a folder shares its base answers."""
+
+    def __init__(self):
+        self.vectors = {}
+
+    def get_many(self, hashes, model):
+        return {h: self.vectors[model, h] for h in hashes if (model, h) in self.vectors}
+
+    def put_many(self, rows, model):
+        self.vectors.update(((model, h), v) for h, v in rows)
+
+
 def rows(path: Path) -> list[dict]:
     """One dict per line of a gzipped JSON-lines file."""
     with gzip.open(path, "rt", encoding="utf-8") as fh:

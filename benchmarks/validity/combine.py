@@ -27,14 +27,14 @@ def main(argv: list[str]) -> int:
         return 2
     sys.path[:0] = [str(HERE), str(HERE.parent.parent / "tests")]
     from run_zoo import expected_verdict, verdict_summary
-    from zoo_recordings import answers_and_items
+    from zoo_recordings import MemoryCache, answers_and_items
 
     from auditdesk.core.analysis import analyse
     from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
 
     out = Path(argv[0])
     out.mkdir(parents=True, exist_ok=True)
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(cache=MemoryCache())
     for spec in argv[1:]:
         organism, _, joined = spec.partition("=")
         parts = joined.split("+")

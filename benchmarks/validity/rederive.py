@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path[:0] = [str(HERE), str(HERE.parent.parent / "tests")]
     from run_zoo import verdict_summary
-    from zoo_recordings import answers_and_items
+    from zoo_recordings import MemoryCache, answers_and_items
 
     from auditdesk.core.analysis import analyse
     from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing or not found:
             parser.error(f"no recorded verdict at {missing[0] if missing else args.root / folder}")
         paths += found
-    embedder = SentenceTransformerEmbedder()
+    embedder = SentenceTransformerEmbedder(cache=MemoryCache())
     moved = 0
     for path in paths:
         record = json.loads(path.read_text())

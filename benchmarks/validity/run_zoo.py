@@ -65,6 +65,7 @@ def verdict_summary(findings: dict) -> dict:
     cats = findings["categories"]
     return {
         "concerning": [c["category"] for c in cats if c["concern"]],
+        "close_calls": [c["category"] for c in cats if c.get("close_call")],
         "changed": [c["category"] for c in cats if c["changed"]],
         "flagged_probes": findings["summary"]["flagged_probes"],
         "categories": {
