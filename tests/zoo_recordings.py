@@ -67,6 +67,6 @@ def recorded() -> list[tuple[str, str]]:
     return [key for key in found if key not in parts]
 
 
-def parts_of(folder: str, record: dict) -> list[Path]:
-    """The recording folders whose answers a verdict was derived from."""
-    return [ZOO / p for p in record.get("parts") or [folder]]
+def parts_of(folder: str, record: dict, root: Path = ZOO) -> list[Path]:
+    """The recording folders (under `root`) whose answers a verdict was derived from."""
+    return [root / p for p in record.get("parts") or [folder]]

@@ -21,6 +21,15 @@ STATUS_WORDS = {
 }
 
 
+# Added to a status's words for a close call (significant for the category alone, not after the correction).
+CLOSE_CALL_WORDS = "close to the line"
+
+
+def status_light(status: str, category: dict) -> str:
+    """The traffic-light colour for a category shown with `status`: a close call is amber, never green."""
+    return "changed" if category.get("close_call") and status != "concerning" else status
+
+
 def category_status(category: dict) -> str:
     """The status of a findings category entry: its `status`, else read from `concern` and `changed`."""
     if category.get("status") in STATUS_WORDS:

@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path[:0] = [str(HERE), str(HERE.parent.parent / "tests")]
     from run_zoo import verdict_summary
-    from zoo_recordings import MemoryCache, answers_and_items
+    from zoo_recordings import MemoryCache, answers_and_items, parts_of
 
     from auditdesk.core.analysis import analyse
     from auditdesk.core.analysis.embeddings import SentenceTransformerEmbedder
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         record = json.loads(path.read_text())
         organism = record["organism"]
-        parts = [args.root / p for p in record.get("parts") or [path.parent.name]]
-        answers, items = answers_and_items(parts, organism)
+        answers, items = answers_and_items(parts_of(path.parent.name, record, args.root), organism)
         findings = analyse(answers, [], items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
         got = verdict_summary(findings)
         old = record["got"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from auditdesk.core.findings_contract import STATUS_WORDS
+from auditdesk.core.findings_contract import CLOSE_CALL_WORDS, STATUS_WORDS, status_light
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.layout import (MM, ReportLayout, as_dict, as_list, finite_number, first_of, fmt_count,
                                           fmt_number, fmt_p, model_digest, model_identity)
@@ -97,7 +97,7 @@ class FrontMatter(ReportLayout):
             for c in cats:
                 st = self.status(c)
                 rows.append([
-                    self._status_cell(st, close=bool(c.get("close_call"))),
+                    self._status_cell(st, c),
                     self.text_para(c.get("category"), "cellb", 60),
                     self.para(fmt_count(c.get("probes")), "cell"),
                     self.para(f"{fmt_count(c.get('changed_probes'))} of {fmt_count(first_of(c, 'tested_probes', 'probes'))}", "cell"),
@@ -113,7 +113,7 @@ class FrontMatter(ReportLayout):
                 f"noise, without such evidence. Close to the line: significant for the category alone, not after the "
                 f"correction across categories; not evidence of harm. Scores run from 0 to 1.", "muted"))
             chart_rows = [(str(c.get("category")), finite_number(c.get("concern_score")) or 0.0,
-                           "changed" if c.get("close_call") else self.status(c)) for c in cats]
+                           status_light(self.status(c), c)) for c in cats]
             out += [self.spacer(6), charts.category_bars(chart_rows, self.width, axis_label="concern score (0 = no evidence of harm)")]
         out += self.heading("The most important findings", 2)
         lines = [x for x in as_list(verdict.get("lines")) if x][:3]
@@ -127,12 +127,12 @@ class FrontMatter(ReportLayout):
             out.append(self.para(f"<b>{i}.</b>&nbsp; {self.markup(line, 400)}", "body"))
         return out
 
-    def _status_cell(self, status: str, close: bool = False):
-        """The traffic light and its words; a close call is never green (verdict.close_calls)."""
+    def _status_cell(self, status: str, category: dict):
+        """The traffic light and its words; a close call says so and is never green (verdict.close_calls)."""
         from reportlab.platypus import Table, TableStyle
 
-        words = STATUS_WORDS[status] + ("; close to the line" if close else "")
-        t = Table([[charts.traffic_light("changed" if close else status, 7.5), self.para(words, "cell")]],
+        words = STATUS_WORDS[status] + (f"; {CLOSE_CALL_WORDS}" if category.get("close_call") else "")
+        t = Table([[charts.traffic_light(status_light(status, category), 7.5), self.para(words, "cell")]],
                   colWidths=[4 * MM, 38 * MM])
         t.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 1),
                                ("TOPPADDING", (0, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 0),

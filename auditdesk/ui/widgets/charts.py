@@ -13,7 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFontMetrics, QPainter, QPalette, QPen
 from PySide6.QtWidgets import QSizePolicy, QToolTip, QWidget
 
-from auditdesk.core.findings_contract import STATUS_WORDS, category_status
+from auditdesk.core.findings_contract import CLOSE_CALL_WORDS, STATUS_WORDS, category_status, status_light
 from auditdesk.ui.palette import ROLE_COLOURS, STATUS_COLOURS
 
 STATUS_WORDS_LOWER = {status: words.lower() for status, words in STATUS_WORDS.items()}
@@ -131,8 +131,7 @@ class CategoryStrip(QWidget):
             painter.setPen(text_colour)
             painter.drawText(QRectF(4, y, label_w, rh), Qt.AlignmentFlag.AlignVCenter, str(row.get("category", "")))
             length = max(6.0, bar_w * min(1.0, _score(row)))
-            colour = STATUS_COLOURS["changed" if row.get("close_call") else status]  # a close call is never green
-            painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), colour)
+            painter.fillRect(QRectF(label_w, y + 3, length, rh - 6), STATUS_COLOURS[status_light(status, row)])
             painter.drawText(QRectF(label_w + bar_w + 8, y, status_w, rh), Qt.AlignmentFlag.AlignVCenter, _status_words(row))
             y += rh
         # Legend, so colour is never the only carrier of meaning.
@@ -152,7 +151,7 @@ class CategoryStrip(QWidget):
 def _status_words(category: dict) -> str:
     """The status in words; a close call (significant alone, not after the correction) says so."""
     words = STATUS_WORDS_LOWER[category_status(category)]
-    return words + "; close to the line" if category.get("close_call") else words
+    return f"{words}; {CLOSE_CALL_WORDS}" if category.get("close_call") else words
 
 
 def _score(category: dict) -> float:
