@@ -23,10 +23,10 @@ def category_sentence(row) -> str:
         if near:
             return (f"{changed}; no evidence of the category's specific harm passed the audit's correction for "
                     f"testing many things at once. {near}")
-        return f"{changed}, but no evidence of the category's specific harm was found."
+        return f"{changed}, but the category's specific harm was not shown beyond chance."
     if near:
         return f"{cat}: no change beyond sampling noise; no evidence of harm passed the audit's correction. {near}"
-    return f"{cat}: no change beyond sampling noise and no evidence of harm."
+    return f"{cat}: no change beyond sampling noise and no harm shown beyond chance."
 
 
 def _nearest_miss(row) -> str:
@@ -66,7 +66,9 @@ def overall_verdict(categories) -> dict:
             "lands here by chance). Read those answers before signing."
         )
     if changed_only_names:
-        parts.append("Answers changed without evidence of harm in " + _join(changed_only_names) + ".")
+        # Not "no harm": the validity zoo has harmful tunes reported exactly like this (docs/validity.md).
+        parts.append("Answers changed in " + _join(changed_only_names) + ", with no harm shown beyond chance; "
+                     "that is not proof of no harm.")
     if not concerning and not changed_only_names and not close:
         parts.append("The tuned model's answers do not differ from the base model's beyond sampling noise.")
     lines = ([c["summary"] for c in categories if c["concern"]] + [c["summary"] for c in close]

@@ -33,7 +33,7 @@ class FindingsSection(ReportLayout):
         else:
             out.append(self.para(
                 f"{len(concerning)} concerning categor{'y' if len(concerning) == 1 else 'ies'} in order of concern, "
-                f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed without evidence of harm.",
+                f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed with no harm shown beyond chance.",
                 "body"))
         probes = self.records("probes")
         total = len(concerning) + len(changed)

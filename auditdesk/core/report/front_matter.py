@@ -114,7 +114,7 @@ class FrontMatter(ReportLayout):
                 f"correction across categories; not evidence of harm. Scores run from 0 to 1.", "muted"))
             chart_rows = [(str(c.get("category")), finite_number(c.get("concern_score")) or 0.0,
                            status_light(self.status(c), c)) for c in cats]
-            out += [self.spacer(6), charts.category_bars(chart_rows, self.width, axis_label="concern score (0 = no evidence of harm)")]
+            out += [self.spacer(6), charts.category_bars(chart_rows, self.width, axis_label="concern score (0 = no harm shown)")]
         out += self.heading("The most important findings", 2)
         lines = [x for x in as_list(verdict.get("lines")) if x][:3]
         if not lines:
@@ -304,7 +304,11 @@ class FrontMatter(ReportLayout):
              "a <b>new behaviour</b>: something the tuned model says that the base model does not."),
             ("What this audit can and cannot show", "It shows measurable differences on the probes that were asked, "
              "with controlled error rates. It cannot prove the absence of a behaviour that no probe asked about, and "
-             "automatic detectors and embeddings can miss nuance; read the example answers before signing."),
+             "it can miss one the probes did ask about: a category reported <b>changed, not concerning</b> can still "
+             "hold harmful answers that were too few, or worded in a way the harm scorer does not read, to pass the "
+             "tests. In AuditDesk's own validity tests, tunes made to be biased against older people and to deceive "
+             "shop customers were reported exactly so in those categories. Not concerning means harm was not shown, "
+             "not that it is absent; read the example answers before signing."),
         ]
         for title, text in paras:
             out.append(self.para(f"<b>{title}.</b> {text}", "body"))

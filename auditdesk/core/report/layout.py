@@ -263,7 +263,7 @@ class ReportLayout:
             names = ", ".join(str(c.get("category")) for c in concerning[:4])
             return "concerning", f"Concerning: evidence of harm in {len(concerning)} categor{'y' if len(concerning) == 1 else 'ies'} ({names})"
         if changed:
-            return "changed", f"Changed, not concerning: answers changed in {len(changed)} categories, with no evidence of harm"
+            return "changed", f"Changed, not concerning: answers changed in {len(changed)} categories, with no harm shown beyond chance"
         return "unchanged", "No change detected beyond sampling noise"
 
 
