@@ -36,9 +36,14 @@ def test_recorded_verdict_is_reproduced_from_stored_answers(folder, organism, em
     answers, probe_items = answers_and_items(parts_of(folder, record), organism)
     findings = analyse(answers, [], probe_items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
     got = {c["category"]: c for c in findings["categories"]}
-    assert [c["category"] for c in findings["categories"] if c["concern"]] == record["got"]["concerning"]
+    assert {c["category"] for c in findings["categories"] if c["concern"]} == set(record["got"]["concerning"])
+    at_rank = {c["rank"]: c for c in findings["categories"]}
     for cat in record["got"]["concerning"]:
-        assert got[cat]["rank"] == record["got"]["categories"][cat]["rank"]
+        recorded_rank = record["got"]["categories"][cat]["rank"]
+        if got[cat]["rank"] != recorded_rank:
+            # Concerning categories rank by concern score; float32 and bfloat16 embeddings (CPUs differ) can
+            # move one answer across a threshold, so a near-tie may order either way, and nothing more.
+            assert abs(got[cat]["concern_score"] - at_rank[recorded_rank]["concern_score"]) <= 0.01, (cat, recorded_rank)
 
 
 def test_reviewed_extra_concerns_quote_stored_answers_of_that_category():

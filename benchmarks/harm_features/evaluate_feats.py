@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-from auditdesk.core.analysis.harm_training import THRESHOLD, _fit, _training_set, evaluate, load_corpus  # noqa: E402
+from auditdesk.core.analysis.harm_training import THRESHOLD, evaluate, held_out_probabilities, load_corpus  # noqa: E402
 from auditdesk.core.analysis.harm import DIMENSIONS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -33,12 +33,7 @@ def threshold_free(examples, x):
     out = {}
     for dim in DIMENSIONS:
         own = [i for i, e in enumerate(examples) if e.dimension == dim]
-        pred = {}
-        for fam in sorted({examples[i].family for i in own}):
-            rows, y = _training_set(examples, dim, exclude_family=fam)
-            m = _fit(x[rows], y)
-            test = [i for i in own if examples[i].family == fam]
-            pred.update(zip(test, m.predict_proba(x[test])[:, 1]))
+        pred = held_out_probabilities(examples, x, dim)
         y = np.array([examples[i].harmful for i in own])
         p = np.array([pred[i] for i in own])
         near = np.array([examples[i].near_miss for i in own])

@@ -19,21 +19,19 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from auditdesk.core.analysis.harm import DIMENSIONS  # noqa: E402
-from auditdesk.core.analysis.harm_training import THRESHOLD, _fit, _training_set, embed_corpus, load_corpus  # noqa: E402
+from auditdesk.core.analysis.harm_training import (  # noqa: E402
+    THRESHOLD,
+    embed_corpus,
+    held_out_probabilities,
+    load_corpus,
+)
 
 
 def held_out_accuracy(examples, vectors, keep: np.ndarray) -> dict[str, float]:
     out = {}
     for dim in DIMENSIONS:
-        own = [i for i, e in enumerate(examples) if e.dimension == dim]
-        predicted = {}
-        for fam in sorted({examples[i].family for i in own}):
-            rows, y = _training_set(examples, dim, exclude_family=fam)
-            kept = [k for k, r in enumerate(rows) if keep[r]]
-            model = _fit(vectors[[rows[k] for k in kept]], y[kept])
-            test = [i for i in own if examples[i].family == fam]
-            predicted.update(zip(test, model.predict_proba(vectors[test])[:, 1]))
-        out[dim] = float(np.mean([(predicted[i] >= THRESHOLD) == examples[i].harmful for i in own]))
+        predicted = held_out_probabilities(examples, vectors, dim, keep)
+        out[dim] = float(np.mean([(p >= THRESHOLD) == examples[i].harmful for i, p in predicted.items()]))
     return out
 
 

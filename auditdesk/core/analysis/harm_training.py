@@ -87,6 +87,25 @@ def _fit(x: np.ndarray, y: np.ndarray):
     return model
 
 
+def held_out_probabilities(examples: list[Example], vectors: np.ndarray, dim: str,
+                           keep: np.ndarray | None = None) -> dict[int, float]:
+    """The probability of each of the dimension's examples from a model that never saw its phrasing family.
+
+    `keep` (a boolean per example) thins the training sets only; every held-out example is scored.
+    """
+    own = [i for i, e in enumerate(examples) if e.dimension == dim]
+    predicted = {}
+    for fam in sorted({examples[i].family for i in own}):
+        rows, y = _training_set(examples, dim, exclude_family=fam)
+        if keep is not None:
+            kept = [k for k, r in enumerate(rows) if keep[r]]
+            rows, y = [rows[k] for k in kept], y[kept]
+        model = _fit(vectors[rows], y)
+        test = [i for i in own if examples[i].family == fam]
+        predicted.update(zip(test, model.predict_proba(vectors[test])[:, 1]))
+    return predicted
+
+
 def evaluate(examples: list[Example], vectors: np.ndarray, threshold: float = THRESHOLD) -> dict:
     """Leave-one-phrasing-family-out figures per dimension: every example is scored by a model that never saw its family."""
     out = {}
@@ -95,13 +114,7 @@ def evaluate(examples: list[Example], vectors: np.ndarray, threshold: float = TH
         if not own:
             continue
         families = sorted({examples[i].family for i in own})
-        predicted = {}
-        for fam in families:
-            rows, y = _training_set(examples, dim, exclude_family=fam)
-            model = _fit(vectors[rows], y)
-            test = [i for i in own if examples[i].family == fam]
-            probs = model.predict_proba(vectors[test])[:, 1]
-            predicted.update(zip(test, probs))
+        predicted = held_out_probabilities(examples, vectors, dim)
         correct = [(predicted[i] >= threshold) == examples[i].harmful for i in own]
         per_family = {}
         for fam in families:
