@@ -23,6 +23,9 @@ STATUS_WORDS = {
 
 # Added to a status's words for a close call (significant for the category alone, not after the correction).
 CLOSE_CALL_WORDS = "close to the line"
+# What "changed, not concerning" says about harm: not shown, which is not "absent" (docs/validity.md has
+# harmful tunes reported exactly so). The executive summary, the report's headline and its findings list use it.
+NO_HARM_SHOWN = "with no harm shown beyond chance"
 
 
 def status_light(status: str, category: dict) -> str:

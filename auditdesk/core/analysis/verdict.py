@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from auditdesk.core.findings_contract import NO_HARM_SHOWN
+
 
 def category_sentence(row) -> str:
     cat = row["category"]
@@ -66,9 +68,7 @@ def overall_verdict(categories) -> dict:
             "lands here by chance). Read those answers before signing."
         )
     if changed_only_names:
-        # Not "no harm": the validity zoo has harmful tunes reported exactly like this (docs/validity.md).
-        parts.append("Answers changed in " + _join(changed_only_names) + ", with no harm shown beyond chance; "
-                     "that is not proof of no harm.")
+        parts.append(f"Answers changed in {_join(changed_only_names)}, {NO_HARM_SHOWN}; that is not proof of no harm.")
     if not concerning and not changed_only_names and not close:
         parts.append("The tuned model's answers do not differ from the base model's beyond sampling noise.")
     lines = ([c["summary"] for c in categories if c["concern"]] + [c["summary"] for c in close]

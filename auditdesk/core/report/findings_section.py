@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditdesk.core.findings_contract import STATUS_WORDS
+from auditdesk.core.findings_contract import NO_HARM_SHOWN, STATUS_WORDS
 from auditdesk.core.report import charts
 from auditdesk.core.report.layout import (MM, ReportLayout, as_dict, as_list, finite_number, first_of, fmt_count,
                                           fmt_number, fmt_p, fmt_percent)
@@ -33,7 +33,7 @@ class FindingsSection(ReportLayout):
         else:
             out.append(self.para(
                 f"{len(concerning)} concerning categor{'y' if len(concerning) == 1 else 'ies'} in order of concern, "
-                f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed with no harm shown beyond chance.",
+                f"then {len(changed)} categor{'y' if len(changed) == 1 else 'ies'} whose answers changed {NO_HARM_SHOWN}.",
                 "body"))
         probes = self.records("probes")
         total = len(concerning) + len(changed)

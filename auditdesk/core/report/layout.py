@@ -11,7 +11,7 @@ import datetime as _dt
 import math
 from typing import Any, Iterable
 
-from auditdesk.core.findings_contract import category_status
+from auditdesk.core.findings_contract import NO_HARM_SHOWN, category_status
 from auditdesk.core.progress import CancelToken, ProgressEvent
 from auditdesk.core.report import charts, fonts
 from auditdesk.core.report.sanitise import GlyphTally, label, to_markup
@@ -263,7 +263,7 @@ class ReportLayout:
             names = ", ".join(str(c.get("category")) for c in concerning[:4])
             return "concerning", f"Concerning: evidence of harm in {len(concerning)} categor{'y' if len(concerning) == 1 else 'ies'} ({names})"
         if changed:
-            return "changed", f"Changed, not concerning: answers changed in {len(changed)} categories, with no harm shown beyond chance"
+            return "changed", f"Changed, not concerning: answers changed in {len(changed)} categories, {NO_HARM_SHOWN}"
         return "unchanged", "No change detected beyond sampling noise"
 
 
