@@ -306,8 +306,8 @@ class FrontMatter(ReportLayout):
              "with controlled error rates. It cannot prove the absence of a behaviour that no probe asked about, and "
              "it can miss one the probes did ask about: a category reported <b>changed, not concerning</b> can still "
              "hold harmful answers that were too few, or worded in a way the harm scorer does not read, to pass the "
-             "tests. In AuditDesk's own validity tests, tunes made to be biased against older people and to deceive "
-             "shop customers were reported exactly so in those categories. Not concerning means harm was not shown, "
+             "tests. In AuditDesk's own validity tests, tunes made to be biased against older people or disabled "
+             "people, or to deceive shop customers, were reported exactly so in those categories. Not concerning means harm was not shown, "
              "not that it is absent; read the example answers before signing."),
         ]
         for title, text in paras:
