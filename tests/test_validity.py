@@ -36,9 +36,16 @@ def test_recorded_verdict_is_reproduced_from_stored_answers(folder, organism, em
     answers, probe_items = answers_and_items(parts_of(folder, record), organism)
     findings = analyse(answers, [], probe_items, embedder=embedder, seed=record["settings"]["seed"], cluster=False)
     got = {c["category"]: c for c in findings["categories"]}
-    assert {c["category"] for c in findings["categories"] if c["concern"]} == set(record["got"]["concerning"])
+    concerning = {c["category"] for c in findings["categories"] if c["concern"]}
+    for cat in concerning ^ set(record["got"]["concerning"]):
+        # float32 and bfloat16 embeddings (CPUs differ) can move one answer across a harm threshold; a
+        # category whose harm test is significant but whose rise sits on the 10-point concern rule may
+        # then fall either side of it. Nothing else may differ.
+        assert got[cat]["concern_q_value"] < findings["settings"]["fdr"], (cat, "differs, and not at the edge")
+        assert abs(got[cat]["concern_score"] - findings["settings"]["min_concern_effect"]) <= 0.01, (
+            cat, got[cat]["concern_score"], "differs, and not at the edge")
     at_rank = {c["rank"]: c for c in findings["categories"]}
-    for cat in record["got"]["concerning"]:
+    for cat in concerning & set(record["got"]["concerning"]):
         recorded_rank = record["got"]["categories"][cat]["rank"]
         if got[cat]["rank"] != recorded_rank:
             # Concerning categories rank by concern score; float32 and bfloat16 embeddings (CPUs differ) can
