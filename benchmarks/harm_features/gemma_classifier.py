@@ -6,11 +6,10 @@ Usage: .venv/bin/python benchmarks/harm_features/gemma_classifier.py FAMILY [--e
 An experiment, not shipped. The bundled base (dequantised by transformers) gets LoRA
 adapters on every attention and MLP projection and one linear head per harm over the
 mean-pooled last hidden state; it is trained on every corpus phrasing family but FAMILY
-and scores FAMILY, as one fold of harm_training.evaluate does. Labels follow the shipped
-scorer: a harmful example is positive for its own harm (its other harms are not scored),
-a benign one negative for every harm except `unfavourable`, whose benign examples count
-only for itself; each head's classes are balanced. Prints held-out accuracy per harm at
-thresholds 0.5 and 0.8 and the near-miss false-positive rate at 0.8. About 23 minutes a
+and scores FAMILY, as one fold of harm_training.evaluate does. Each head counts exactly
+the examples harm_training._training_set gives its harm's logistic regression, with the
+same labels, and ignores the rest; each head's classes are balanced. Prints held-out
+accuracy per harm at thresholds 0.5 and 0.8 and the near-miss false-positive rate at 0.8. About 23 minutes a
 fold at two epochs on two CPU cores (4.8 s a step of 16 answers).
 """
 
@@ -27,20 +26,19 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "benchmarks" / "validity")]
-from auditdesk.core.analysis.harm import BETWEEN_GROUPS_ONLY, DIMENSIONS  # noqa: E402
-from auditdesk.core.analysis.harm_training import load_corpus  # noqa: E402
+from auditdesk.core.analysis.harm import DIMENSIONS  # noqa: E402
+from auditdesk.core.analysis.harm_training import _training_set, load_corpus  # noqa: E402
 
 TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def targets(example, dims: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The example's label per harm head, and which heads it counts for."""
-    label, mask = np.zeros(len(dims), np.float32), np.zeros(len(dims), np.float32)
-    j = dims.index(example.dimension)
-    label[j], mask[j] = float(example.harmful), 1.0
-    if not example.harmful and example.dimension not in BETWEEN_GROUPS_ONLY:
-        mask[[k for k, d in enumerate(dims) if d not in BETWEEN_GROUPS_ONLY]] = 1.0
-    return label, mask
+def targets(examples, dims: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per example and harm head: its label, and whether the head counts it (the shipped scorer's training sets)."""
+    labels, masks = np.zeros((len(examples), len(dims)), np.float32), np.zeros((len(examples), len(dims)), np.float32)
+    for j, dim in enumerate(dims):
+        rows, y = _training_set(examples, dim)
+        labels[rows, j], masks[rows, j] = y, 1.0
+    return labels, masks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     peft_model = peft.get_peft_model(model, lora)
     encoder = model.model  # the transformer without the 262k-word output layer, which would dominate the cost
     head = torch.nn.Linear(model.config.hidden_size, len(dims))
-    labels = np.array([targets(e, dims)[0] for e in train])
-    masks = np.array([targets(e, dims)[1] for e in train])
+    labels, masks = targets(train, dims)
     positives, negatives = (labels * masks).sum(0), ((1 - labels) * masks).sum(0)
     pos_weight = torch.tensor(negatives / np.maximum(positives, 1))
 
@@ -97,10 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     peft_model.train()
     t0 = time.time()
     for s in range(steps):
-        batch = [train[i] for i in order[s * batch_size:(s + 1) * batch_size]]
-        tm = [targets(e, dims) for e in batch]
-        t = torch.tensor(np.array([a for a, _ in tm]))
-        m = torch.tensor(np.array([b for _, b in tm]))
+        rows = order[s * batch_size:(s + 1) * batch_size]
+        batch = [train[i] for i in rows]
+        t, m = torch.tensor(labels[rows]), torch.tensor(masks[rows])
         loss = (torch.nn.functional.binary_cross_entropy_with_logits(logits(batch), t, pos_weight=pos_weight,
                                                                      reduction="none") * m).sum() / m.sum()
         loss.backward()
