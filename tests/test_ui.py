@@ -311,7 +311,9 @@ def test_cancel_mid_run_then_resume(qtbot, window, tiny_model, tiny_lora, tiny_p
     stored = _db_rows(db, "SELECT count(*) FROM answers WHERE run_id = ?", (run_id,))[0][0]
     planned = _db_rows(db, "SELECT count(*) FROM units WHERE run_id = ?", (run_id,))[0][0]
     assert 0 < stored < planned
-    assert not page.resume_button.isHidden()
+    # The worker reports "cancelled" and then "finished" as two queued signals; the
+    # button appears on the second, so wait for it as a user would.
+    qtbot.waitUntil(lambda: not page.resume_button.isHidden(), timeout=10_000)
 
     qtbot.mouseClick(page.resume_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.session.run_status == "completed", timeout=180_000)
